@@ -1,0 +1,117 @@
+# casfs build.  `make` builds build/casfs; `make check` installs missing
+# Debian packages, builds and runs every test (plain, then ASan+UBSan);
+# `make demo` runs the main job on the embedded default store.
+#
+#   make SAN=1          build into build-asan/ with ASan+UBSan
+#   make fuzz           build libFuzzer targets into build-fuzz/
+
+SAN ?=
+ifeq ($(SAN),1)
+BUILD ?= build-asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD ?= build
+SANFLAGS :=
+endif
+
+CC ?= cc
+BLAKE3_DIR := $(lastword $(sort $(wildcard /usr/share/cargo/registry/blake3-*/c)))
+HAVE_FUSE := $(shell pkg-config --exists fuse3 && echo 1)
+
+WARN := -Wall -Wextra -Werror=missing-prototypes -Werror=shadow -Werror=format=2 \
+	-Werror=vla -Werror=implicit-function-declaration -Werror=strict-prototypes
+CPPFLAGS += -D_GNU_SOURCE -Isrc -I$(BLAKE3_DIR)
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu17 $(WARN) -pthread $(SANFLAGS)
+LDFLAGS += -pthread $(SANFLAGS)
+LDLIBS := -llmdb -lcrypto
+
+ifeq ($(HAVE_FUSE),1)
+CPPFLAGS += -DCASFS_HAVE_FUSE=1 $(shell pkg-config --cflags fuse3)
+LDLIBS += $(shell pkg-config --libs fuse3)
+endif
+
+# Layers, top first (link order).  See STYLE rule 1.
+MODULES := cli $(if $(HAVE_FUSE),fuse) fs store castore nar storepath proto digest basic
+LIBS := $(foreach m,$(MODULES),$(BUILD)/lib/libcasfs-$(m).a) $(BUILD)/lib/libblake3.a
+
+all: $(BUILD)/casfs
+
+define module_rules
+$(1)_SRCS := $$(filter-out src/$(1)/main.c,$$(wildcard src/$(1)/*.c))
+$(1)_OBJS := $$(patsubst src/%.c,$(BUILD)/obj/%.o,$$($(1)_SRCS))
+$(BUILD)/lib/libcasfs-$(1).a: $$($(1)_OBJS)
+	@mkdir -p $$(@D)
+	rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach m,$(MODULES),$(eval $(call module_rules,$(m))))
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# The official BLAKE3 C sources, with their x86-64 SIMD assembly.
+BLAKE3_SRCS := blake3.c blake3_dispatch.c blake3_portable.c
+BLAKE3_ASM := blake3_sse2_x86-64_unix.S blake3_sse41_x86-64_unix.S \
+	blake3_avx2_x86-64_unix.S blake3_avx512_x86-64_unix.S
+BLAKE3_OBJS := $(patsubst %.c,$(BUILD)/blake3/%.o,$(BLAKE3_SRCS)) \
+	$(patsubst %.S,$(BUILD)/blake3/%.o,$(BLAKE3_ASM))
+$(BUILD)/blake3/%.o: $(BLAKE3_DIR)/%.c
+	@mkdir -p $(@D)
+	$(CC) -O3 -fPIC $(SANFLAGS) -c -o $@ $<
+$(BUILD)/blake3/%.o: $(BLAKE3_DIR)/%.S
+	@mkdir -p $(@D)
+	$(CC) -c -o $@ $<
+$(BUILD)/lib/libblake3.a: $(BLAKE3_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/casfs: $(BUILD)/obj/cli/main.o $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Unit tests: one binary per tests/unit/test-*.c.
+UNIT_SRCS := $(wildcard tests/unit/test-*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+# Fuzz targets replayed over their corpora as ordinary tests.
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz-*.c)
+FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-replay/%,$(FUZZ_SRCS))
+$(BUILD)/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay-main.c $(LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay-main.c $(LIBS) $(LDLIBS)
+
+tests: $(BUILD)/casfs $(UNIT_BINS) $(FUZZ_REPLAY)
+
+# libFuzzer builds (clang): make fuzz; then build-fuzz/fuzz-nar tests/fuzz/corpus/nar
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang \
+		SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" \
+		$(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRCS))
+build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+deps:
+	@sh scripts/deps.sh
+
+check: deps
+	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory SAN=1 tests
+	@sh tests/run.sh build build-asan
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/demo.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@sh bench/import.sh
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+.PHONY: all tests fuzz deps check demo bench clean
+.SECONDARY:
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

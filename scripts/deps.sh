@@ -1,0 +1,16 @@
+#!/bin/sh
+# Install the Debian packages casfs needs to build, test and benchmark.
+# Idempotent: does nothing (and no apt-get update) when everything is present.
+set -eu
+PKGS="build-essential pkg-config clang libclang-rt-14-dev llvm \
+librust-blake3-dev libssl-dev liblmdb-dev libfuse3-dev fuse3 \
+nix-bin attr squashfuse squashfs-tools fio python3"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing" >&2
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

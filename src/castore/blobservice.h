@@ -1,0 +1,156 @@
+/* BlobService: BLAKE3 digest -> bytes.
+ *
+ * A backend embeds `struct casfs_blob_service` first and fills `ops`.
+ * Callers use the casfs_blob_* inline wrappers (the one seam for fault
+ * injection).  All service hooks are thread-safe: many threads may stat,
+ * open and create at once.  A reader or writer object belongs to one
+ * thread at a time.
+ *
+ * Readers do NOT verify content: casfs_blob_verify() (blob-verify.h) does,
+ * and every consumer that serves bytes calls it first.  Writers hash what
+ * they are given and commit under the digest they computed; a blob is
+ * either fully present or absent (never partial), and committing content
+ * that is already present succeeds. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../basic/error.h"
+#include "../digest/digest.h"
+
+struct casfs_blob_service;
+struct casfs_blob_reader;
+struct casfs_blob_writer;
+
+struct casfs_blob_service_ops {
+	const char *name;
+	/* Size of a present blob; -ENOENT if absent. */
+	int (*stat)(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
+		    uint64_t *ret_size);
+	/* Open for reading; -ENOENT if absent.  *ret owned by the caller
+	 * (casfs_blob_reader_close). */
+	int (*open)(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
+		    struct casfs_blob_reader **ret);
+	/* Start a new blob.  *ret owned by the caller until commit/abort. */
+	int (*create)(struct casfs_blob_service *s, struct casfs_blob_writer **ret);
+	/* Make every committed blob durable (fsync/syncfs).  May be NULL. */
+	int (*sync)(struct casfs_blob_service *s);
+	/* Call cb for every blob digest present, in no particular order; a
+	 * negative return from cb stops and is returned.  May be NULL. */
+	int (*list)(struct casfs_blob_service *s,
+		    int (*cb)(const uint8_t digest[CASFS_B3_LEN], void *userdata), void *userdata);
+	/* Remove a blob (used by verify --repair and tests). May be NULL. */
+	int (*remove)(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN]);
+	void (*free)(struct casfs_blob_service *s);
+};
+
+struct casfs_blob_service {
+	const struct casfs_blob_service_ops *ops;
+};
+
+struct casfs_blob_reader_ops {
+	/* Read up to `len` bytes at `off`; returns bytes read, 0 at end, -errno. */
+	ssize_t (*pread)(struct casfs_blob_reader *r, void *buf, size_t len, uint64_t off);
+	/* A file descriptor whose bytes [0, size) are the blob (for splice and
+	 * sendfile), or -1 when the backend has none.  Owned by the reader. */
+	int (*fd)(struct casfs_blob_reader *r);
+	void (*close)(struct casfs_blob_reader *r);
+};
+
+struct casfs_blob_reader {
+	const struct casfs_blob_reader_ops *ops;
+	uint64_t size;
+	uint8_t digest[CASFS_B3_LEN];
+};
+
+struct casfs_blob_writer_ops {
+	/* Append bytes.  -errno (e.g. -ENOSPC) leaves the writer to be aborted. */
+	int (*write)(struct casfs_blob_writer *w, const void *p, size_t n);
+	/* Finish: the blob becomes visible under its BLAKE3 digest.  If
+	 * `expected` is not NULL and differs, nothing is stored and -EBADMSG
+	 * is returned.  The writer is freed whatever the result. */
+	int (*commit)(struct casfs_blob_writer *w, const uint8_t *expected,
+		      uint8_t ret_digest[CASFS_B3_LEN], uint64_t *ret_size);
+	/* Discard everything written; frees the writer.  Accepts NULL via wrapper. */
+	void (*abort)(struct casfs_blob_writer *w);
+};
+
+struct casfs_blob_writer {
+	const struct casfs_blob_writer_ops *ops;
+};
+
+static inline int casfs_blob_stat(struct casfs_blob_service *s, const uint8_t d[CASFS_B3_LEN],
+				  uint64_t *ret_size)
+{
+	return s->ops->stat(s, d, ret_size);
+}
+
+static inline int casfs_blob_open(struct casfs_blob_service *s, const uint8_t d[CASFS_B3_LEN],
+				  struct casfs_blob_reader **ret)
+{
+	return s->ops->open(s, d, ret);
+}
+
+static inline int casfs_blob_create(struct casfs_blob_service *s, struct casfs_blob_writer **ret)
+{
+	return s->ops->create(s, ret);
+}
+
+static inline int casfs_blob_sync(struct casfs_blob_service *s)
+{
+	return s->ops->sync ? s->ops->sync(s) : 0;
+}
+
+static inline void casfs_blob_service_free(struct casfs_blob_service *s)
+{
+	if (s)
+		s->ops->free(s);
+}
+
+static inline ssize_t casfs_blob_reader_pread(struct casfs_blob_reader *r, void *buf, size_t len,
+					      uint64_t off)
+{
+	return r->ops->pread(r, buf, len, off);
+}
+
+static inline int casfs_blob_reader_fd(struct casfs_blob_reader *r)
+{
+	return r->ops->fd ? r->ops->fd(r) : -1;
+}
+
+static inline void casfs_blob_reader_close(struct casfs_blob_reader *r)
+{
+	if (r)
+		r->ops->close(r);
+}
+
+static inline int casfs_blob_writer_write(struct casfs_blob_writer *w, const void *p, size_t n)
+{
+	return w->ops->write(w, p, n);
+}
+
+static inline int casfs_blob_writer_commit(struct casfs_blob_writer *w, const uint8_t *expected,
+					   uint8_t ret_digest[CASFS_B3_LEN], uint64_t *ret_size)
+{
+	return w->ops->commit(w, expected, ret_digest, ret_size);
+}
+
+static inline void casfs_blob_writer_abort(struct casfs_blob_writer *w)
+{
+	if (w)
+		w->ops->abort(w);
+}
+
+/* Store `n` bytes as one blob (create + write + commit). */
+int casfs_blob_put(struct casfs_blob_service *s, const void *p, size_t n,
+		   uint8_t ret_digest[CASFS_B3_LEN]);
+
+/* Re-hash a reader's whole content and compare with its digest: 0 if it
+ * matches, -EBADMSG if not (message names the digest), -errno on I/O
+ * errors.  Leaves no state in the reader. */
+int casfs_blob_verify(struct casfs_blob_reader *r, struct casfs_error *err);
+
+/* The memory backend: blobs in a hash table guarded by a mutex. */
+int casfs_blob_service_memory_new(struct casfs_blob_service **ret);

@@ -1,0 +1,26 @@
+/* A tiny argument scanner shared by the commands: flags, options with a
+ * value, global options anywhere, "--" ending options, positionals. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "cli.h"
+
+struct cli_flag {
+	const char *name;    /* "--json" */
+	bool *set;           /* flag without value, or NULL */
+	const char **value;  /* option with value, or NULL */
+};
+
+struct cli_args {
+	char **pos;          /* positional arguments (points into argv) */
+	int n_pos;
+};
+
+/* Scan argv[1..].  Prints `help` for --help and returns -CLI_EXIT_OK - 100
+ * (i.e. "stop, exit 0"); returns -CLI_EXIT_USAGE on a usage error; 0 on
+ * success.  Use cli_args_exit() to turn a negative result into the exit
+ * code.  pos is malloc'd (free it). */
+int cli_args_parse(struct cli *c, int argc, char **argv, const struct cli_flag *flags,
+		   const char *help, struct cli_args *ret);
+int cli_args_exit(int r);

@@ -1,0 +1,44 @@
+/* Shared pieces of the casfs command line: global options, the store,
+ * error reporting.  Exit codes: 0 success, 1 error (one line on stderr
+ * naming the problem), 2 usage error. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "../basic/error.h"
+#include "../store/store.h"
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_ERROR 1
+#define CLI_EXIT_USAGE 2
+
+struct cli {
+	const char *command;   /* e.g. "import" */
+	const char *store_url; /* --store, NULL for the default */
+	int verbose;
+	struct casfs_store *store;
+};
+
+/* Print "casfs <command>: <message>" and return CLI_EXIT_ERROR. */
+int cli_fail(struct cli *c, int r, const struct casfs_error *err);
+int cli_failf(struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print a usage error and return CLI_EXIT_USAGE. */
+int cli_usage_error(struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Open c->store (creating it when `create`).  Returns 0 or an exit code. */
+int cli_open_store(struct cli *c, bool create);
+
+/* Parse the global options (--store URL, -v) that may appear anywhere;
+ * returns 1 if argv[*i] was one (consumed), 0 if not, or -CLI_EXIT_USAGE. */
+int cli_global_option(struct cli *c, int argc, char **argv, int *i);
+
+/* Write all of buf to fd (handles short writes, EINTR). */
+int cli_write_all(int fd, const void *buf, size_t n);
+
+int cmd_import(struct cli *c, int argc, char **argv);
+int cmd_import_nar(struct cli *c, int argc, char **argv);
+int cmd_nar(struct cli *c, int argc, char **argv);
+int cmd_path_info(struct cli *c, int argc, char **argv);
+int cmd_ls(struct cli *c, int argc, char **argv);
+int cmd_cat(struct cli *c, int argc, char **argv);
+int cmd_verify(struct cli *c, int argc, char **argv);

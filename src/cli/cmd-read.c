@@ -1,0 +1,145 @@
+/* casfs nar, path-info, ls, cat: reading store paths back. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../basic/encoding.h"
+#include "../basic/util.h"
+#include "../store/export.h"
+#include "../storepath/storepath.h"
+#include "args.h"
+
+static int stdout_sink(void *userdata, const void *p, size_t n)
+{
+	(void)userdata;
+	return cli_write_all(STDOUT_FILENO, p, n);
+}
+
+/* Parse args with exactly one positional path, open the store, resolve. */
+static int resolve_one(struct cli *c, int argc, char **argv, const char *help,
+		       struct casfs_node *ret_node, const char **ret_path)
+{
+	struct cli_args a;
+	int r = cli_args_parse(c, argc, argv, NULL, help, &a);
+	_cleanup_free_ char **pos = a.pos;
+	if (r < 0)
+		return cli_args_exit(r);
+	if (a.n_pos != 1)
+		return cli_usage_error(c, "expected exactly one store path");
+	if ((r = cli_open_store(c, false)))
+		return r;
+	struct casfs_error err = { 0 };
+	r = casfs_store_resolve(c->store, a.pos[0], ret_node, NULL, &err);
+	if (r < 0)
+		return cli_fail(c, r, &err);
+	*ret_path = a.pos[0];
+	return 0;
+}
+
+static const char nar_help[] =
+	"usage: casfs nar STORE_PATH[/SUB]\n"
+	"\n"
+	"Write the NAR of a store path (or of a path inside it) to standard\n"
+	"output, byte-identical to `nix-store --dump`.  Every file is verified\n"
+	"against its digest before any of its bytes is written.\n";
+
+int cmd_nar(struct cli *c, int argc, char **argv)
+{
+	struct casfs_node n;
+	const char *path;
+	int r = resolve_one(c, argc, argv, nar_help, &n, &path);
+	if (r)
+		return r;
+	if (isatty(STDOUT_FILENO)) {
+		casfs_node_release(&n);
+		return cli_failf(c, "refusing to write a NAR to a terminal");
+	}
+	struct casfs_error err = { 0 };
+	r = casfs_export_nar(c->store, &n, stdout_sink, NULL, &err);
+	casfs_node_release(&n);
+	if (r < 0)
+		return cli_fail(c, r, &err);
+	return CLI_EXIT_OK;
+}
+
+static const char cat_help[] =
+	"usage: casfs cat STORE_PATH/SUB\n"
+	"\n"
+	"Print a file of a store path (verified against its digest first).\n";
+
+int cmd_cat(struct cli *c, int argc, char **argv)
+{
+	struct casfs_node n;
+	const char *path;
+	int r = resolve_one(c, argc, argv, cat_help, &n, &path);
+	if (r)
+		return r;
+	struct casfs_error err = { 0 };
+	if (n.type == CASFS_NODE_DIRECTORY)
+		r = casfs_error_set(&err, -EISDIR, "'%s' is a directory", path);
+	else if (n.type == CASFS_NODE_SYMLINK)
+		r = casfs_error_set(&err, -EINVAL, "'%s' is a symlink to '%s'", path, n.target);
+	else
+		r = casfs_export_file(c->store, &n, stdout_sink, NULL, &err);
+	casfs_node_release(&n);
+	if (r < 0)
+		return cli_fail(c, r, &err);
+	return CLI_EXIT_OK;
+}
+
+static void print_entry(const struct casfs_node *n)
+{
+	switch (n->type) {
+	case CASFS_NODE_DIRECTORY:
+		printf("dr-xr-xr-x %12s %s\n", "-", n->name);
+		break;
+	case CASFS_NODE_FILE:
+		printf("%s %12llu %s\n", n->executable ? "-r-xr-xr-x" : "-r--r--r--",
+		       (unsigned long long)n->size, n->name);
+		break;
+	case CASFS_NODE_SYMLINK:
+		printf("lrwxrwxrwx %12s %s -> %s\n", "-", n->name, n->target);
+		break;
+	default:
+		break;
+	}
+}
+
+static int print_entry_cb(const struct casfs_node *n, void *userdata)
+{
+	(void)userdata;
+	print_entry(n);
+	return 0;
+}
+
+static const char ls_help[] =
+	"usage: casfs ls STORE_PATH[/SUB]\n"
+	"\n"
+	"List a directory inside a store path (one entry per line: mode, size,\n"
+	"name, symlink target), in bytewise name order.\n";
+
+int cmd_ls(struct cli *c, int argc, char **argv)
+{
+	struct casfs_node n;
+	const char *path;
+	int r = resolve_one(c, argc, argv, ls_help, &n, &path);
+	if (r)
+		return r;
+	struct casfs_error err = { 0 };
+	if (n.type == CASFS_NODE_DIRECTORY) {
+		struct casfs_directory d;
+		r = casfs_directory_get(c->store->directories, n.digest, &d, &err);
+		if (r >= 0) {
+			casfs_directory_foreach_sorted(&d, print_entry_cb, NULL);
+			casfs_directory_release(&d);
+		}
+	} else {
+		print_entry(&n);
+	}
+	casfs_node_release(&n);
+	if (r < 0)
+		return cli_fail(c, r, &err);
+	return CLI_EXIT_OK;
+}

@@ -1,0 +1,260 @@
+#include "export.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../basic/util.h"
+#include "../nar/nar-reader.h"
+#include "../nar/nar-writer.h"
+#include "../storepath/storepath.h"
+
+#define EXPORT_CHUNK (1u << 20)
+
+int casfs_directory_foreach_sorted(const struct casfs_directory *d,
+				   int (*cb)(const struct casfs_node *n, void *userdata),
+				   void *userdata)
+{
+	const struct casfs_node *lists[3] = { d->directories, d->files, d->symlinks };
+	size_t lens[3] = { d->n_directories, d->n_files, d->n_symlinks }, pos[3] = { 0, 0, 0 };
+	for (;;) {
+		int best = -1;
+		for (int k = 0; k < 3; k++) {
+			if (pos[k] == lens[k])
+				continue;
+			const struct casfs_node *n = &lists[k][pos[k]];
+			if (best < 0 || casfs_name_cmp(n->name, n->name_len, lists[best][pos[best]].name,
+						       lists[best][pos[best]].name_len) < 0)
+				best = k;
+		}
+		if (best < 0)
+			return 0;
+		int r = cb(&lists[best][pos[best]++], userdata);
+		if (r < 0)
+			return r;
+	}
+}
+
+static int blob_error(int r, const uint8_t digest[CASFS_B3_LEN], struct casfs_error *err)
+{
+	char d[CASFS_B3_STR_LEN + 1];
+	casfs_b3_format(digest, d);
+	if (r == -ENOENT)
+		return casfs_error_set(err, r, "blob %s is missing", d);
+	if (r == -EBADMSG)
+		return casfs_error_set(err, r, "blob %s is corrupt (content does not match digest)", d);
+	return casfs_error_set(err, r, "blob %s: %s", d, strerror(-r));
+}
+
+/* Read [off, off+n) fully. */
+static int pread_full(struct casfs_blob_reader *rd, uint8_t *p, size_t n, uint64_t off)
+{
+	while (n) {
+		ssize_t k = casfs_blob_reader_pread(rd, p, n, off);
+		if (k < 0)
+			return (int)k;
+		if (k == 0)
+			return -EBADMSG; /* shorter than its node says */
+		p += k, n -= (size_t)k, off += (uint64_t)k;
+	}
+	return 0;
+}
+
+int casfs_export_file(struct casfs_store *s, const struct casfs_node *file, casfs_sink_fn sink,
+		      void *userdata, struct casfs_error *err)
+{
+	struct casfs_blob_reader *rd;
+	int r = casfs_blob_open(s->blobs, file->digest, &rd);
+	if (r < 0)
+		return blob_error(r, file->digest, err);
+	_cleanup_free_ uint8_t *buf = malloc(EXPORT_CHUNK);
+	if (!buf) {
+		casfs_blob_reader_close(rd);
+		return -ENOMEM;
+	}
+	if (rd->size != file->size) {
+		r = -EBADMSG;
+	} else if (file->size <= EXPORT_CHUNK) {
+		/* one read: hash what we hold, then hand out the same bytes */
+		uint8_t d[CASFS_B3_LEN];
+		r = pread_full(rd, buf, (size_t)file->size, 0);
+		if (r >= 0) {
+			casfs_b3(buf, (size_t)file->size, d);
+			if (memcmp(d, file->digest, CASFS_B3_LEN) != 0)
+				r = -EBADMSG;
+			else
+				r = sink(userdata, buf, (size_t)file->size);
+		}
+	} else {
+		r = casfs_blob_verify(rd, NULL);
+		for (uint64_t off = 0; r >= 0 && off < file->size;) {
+			size_t n = (size_t)MIN((uint64_t)EXPORT_CHUNK, file->size - off);
+			r = pread_full(rd, buf, n, off);
+			if (r >= 0)
+				r = sink(userdata, buf, n);
+			off += n;
+		}
+	}
+	casfs_blob_reader_close(rd);
+	if (r == -EBADMSG || r == -ENOENT)
+		return blob_error(r, file->digest, err);
+	return r;
+}
+
+struct nar_ctx {
+	struct casfs_store *store;
+	struct casfs_nar_writer w;
+	struct casfs_error *err;
+	unsigned depth;
+};
+
+static int writer_sink(void *userdata, const void *p, size_t n)
+{
+	struct nar_ctx *c = userdata;
+	return casfs_nar_writer_file_data(&c->w, p, n);
+}
+
+static int render_node(struct nar_ctx *c, const struct casfs_node *n);
+
+static int render_entry(const struct casfs_node *n, void *userdata)
+{
+	struct nar_ctx *c = userdata;
+	int r = casfs_nar_writer_entry_begin(&c->w, n->name, n->name_len);
+	if (r >= 0)
+		r = render_node(c, n);
+	if (r >= 0)
+		r = casfs_nar_writer_entry_end(&c->w);
+	return r;
+}
+
+static int render_node(struct nar_ctx *c, const struct casfs_node *n)
+{
+	int r;
+	switch (n->type) {
+	case CASFS_NODE_FILE:
+		r = casfs_nar_writer_file_begin(&c->w, n->executable, n->size);
+		if (r >= 0)
+			r = casfs_export_file(c->store, n, writer_sink, c, c->err);
+		if (r >= 0)
+			r = casfs_nar_writer_file_end(&c->w);
+		return r;
+	case CASFS_NODE_SYMLINK:
+		return casfs_nar_writer_symlink(&c->w, n->target, n->target_len);
+	case CASFS_NODE_DIRECTORY: {
+		if (c->depth >= CASFS_NAR_MAX_DEPTH)
+			return casfs_error_set(c->err, -ELOOP, "directory nesting too deep");
+		struct casfs_directory d;
+		r = casfs_directory_get(c->store->directories, n->digest, &d, c->err);
+		if (r < 0) {
+			char ds[CASFS_B3_STR_LEN + 1];
+			casfs_b3_format(n->digest, ds);
+			return casfs_error_set(c->err, r, "directory %s is %s", ds,
+					       r == -ENOENT ? "missing" : "damaged");
+		}
+		c->depth++;
+		r = casfs_nar_writer_directory_begin(&c->w);
+		if (r >= 0)
+			r = casfs_directory_foreach_sorted(&d, render_entry, c);
+		if (r >= 0)
+			r = casfs_nar_writer_directory_end(&c->w);
+		c->depth--;
+		casfs_directory_release(&d);
+		return r;
+	}
+	default:
+		return casfs_error_set(c->err, -EBADMSG, "node of unknown type");
+	}
+}
+
+int casfs_export_nar(struct casfs_store *s, const struct casfs_node *root, casfs_sink_fn sink,
+		     void *userdata, struct casfs_error *err)
+{
+	struct nar_ctx *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->store = s;
+	c->err = err;
+	int r = casfs_nar_writer_init(&c->w, sink, userdata, 0, false);
+	if (r >= 0)
+		r = casfs_nar_writer_begin(&c->w);
+	if (r >= 0)
+		r = render_node(c, root);
+	if (r >= 0)
+		r = casfs_nar_writer_finish(&c->w);
+	casfs_nar_writer_release(&c->w);
+	free(c);
+	return r;
+}
+
+struct find_ctx {
+	const char *name;
+	size_t len;
+	const struct casfs_node *found;
+};
+
+static int find_cb(const struct casfs_node *n, void *userdata)
+{
+	struct find_ctx *f = userdata;
+	if (casfs_name_cmp(n->name, n->name_len, f->name, f->len) == 0) {
+		f->found = n;
+		return -ECANCELED; /* stop */
+	}
+	return 0;
+}
+
+int casfs_store_resolve(struct casfs_store *s, const char *path, struct casfs_node *ret_node,
+			struct casfs_pathinfo *ret_info, struct casfs_error *err)
+{
+	struct casfs_store_path sp;
+	const char *sub;
+	int r = casfs_store_path_parse_prefix(path, &sp, &sub, err);
+	if (r < 0)
+		return r;
+	struct casfs_pathinfo pi;
+	r = casfs_pathinfo_get(s->pathinfos, sp.digest, &pi, err);
+	if (r == -ENOENT)
+		return casfs_error_set(err, r, "'%.*s' is not in the store",
+				       (int)(sub - path), path);
+	if (r < 0)
+		return r;
+	struct casfs_node cur = { 0 };
+	r = casfs_node_copy(&pi.node, &cur);
+	while (r >= 0 && *sub) {
+		while (*sub == '/')
+			sub++;
+		const char *end = strchrnul(sub, '/');
+		if (end == sub)
+			break;
+		if (cur.type != CASFS_NODE_DIRECTORY) {
+			r = casfs_error_set(err, -ENOTDIR, "'%s': '%.*s' is not a directory", path,
+					    (int)(sub - path - 1), path);
+			break;
+		}
+		struct casfs_directory d;
+		r = casfs_directory_get(s->directories, cur.digest, &d, err);
+		if (r < 0)
+			break;
+		struct find_ctx f = { sub, (size_t)(end - sub), NULL };
+		casfs_directory_foreach_sorted(&d, find_cb, &f);
+		casfs_node_release(&cur);
+		memset(&cur, 0, sizeof(cur));
+		if (!f.found)
+			r = casfs_error_set(err, -ENOENT, "'%s': no such file or directory ('%.*s')",
+					    path, (int)(end - path), path);
+		else
+			r = casfs_node_copy(f.found, &cur);
+		casfs_directory_release(&d);
+		sub = end;
+	}
+	if (r < 0) {
+		casfs_node_release(&cur);
+		casfs_pathinfo_release(&pi);
+		return r;
+	}
+	*ret_node = cur;
+	if (ret_info)
+		*ret_info = pi;
+	else
+		casfs_pathinfo_release(&pi);
+	return 0;
+}

@@ -1,0 +1,54 @@
+/* Importing into a store: filesystem trees (as `nix-store --add`) and NARs
+ * (as `nix-store --import` of a single path, without references).
+ *
+ * Both compute the NAR SHA-256 and size while reading, store every blob
+ * and directory, and register the store path last (store.h
+ * casfs_store_add_pathinfo), so a store path only appears once everything
+ * below it is present.  The resulting path is the fixed-output recursive
+ * SHA-256 path Nix gives the same tree (storepath.h).
+ *
+ * Filesystem trees: regular files (executable if the owner may execute),
+ * directories and symlinks; anything else (sockets, devices, FIFOs) is
+ * refused, as Nix does.  Each file is read once when its blob is already
+ * present; large new files are read a second time to store them, and the
+ * second read is verified against the first (a file that changes while
+ * being imported is an error, not a corrupt blob).  Memory does not
+ * depend on file sizes.  Depth is bounded by CASFS_NAR_MAX_DEPTH. */
+#pragma once
+
+#include <stdint.h>
+
+#include "../basic/error.h"
+#include "../storepath/storepath.h"
+#include "store.h"
+
+struct casfs_import_options {
+	const char *name; /* store path name; NULL: the basename of the path */
+	/* Called now and then during long imports; may be NULL. */
+	void (*progress)(void *userdata, uint64_t files, uint64_t bytes);
+	void *progress_userdata;
+};
+
+struct casfs_import_result {
+	struct casfs_store_path path;
+	uint8_t nar_sha256[CASFS_SHA256_LEN];
+	uint64_t nar_size;
+};
+
+int casfs_import_path(struct casfs_store *s, const char *path,
+		      const struct casfs_import_options *opts, struct casfs_import_result *ret,
+		      struct casfs_error *err);
+
+/* Read a NAR from `fd` until EOF and register it as store path `name`
+ * (a store path name, or a full "/nix/store/<hash>-<name>" whose hash must
+ * then match the content). */
+int casfs_import_nar(struct casfs_store *s, int fd, const char *name,
+		     const struct casfs_import_options *opts, struct casfs_import_result *ret,
+		     struct casfs_error *err);
+
+/* Shared tail of both imports: build the PathInfo for a finished root
+ * node (fixed-output recursive SHA-256, no references) and register it. */
+int casfs_import_register(struct casfs_store *s, struct casfs_node *root_taken,
+			  const struct casfs_store_path *sp,
+			  const uint8_t nar_sha256[CASFS_SHA256_LEN], uint64_t nar_size,
+			  struct casfs_error *err);

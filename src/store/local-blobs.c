@@ -1,0 +1,369 @@
+/* The local store's BlobService: one file per blob (layout in
+ * local-store.h). */
+#include "local-store-internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../basic/encoding.h"
+#include "../basic/util.h"
+
+/* "XX/" + 62 hex + NUL */
+#define BLOB_NAME_LEN (2 + 1 + 62 + 1)
+
+struct local_blob_service {
+	struct casfs_blob_service base;
+	struct casfs_local_store *ls;
+};
+
+struct local_blob_reader {
+	struct casfs_blob_reader base;
+	int fd;
+};
+
+struct local_blob_writer {
+	struct casfs_blob_writer base;
+	struct casfs_local_store *ls;
+	int fd;
+	char tmp_name[32]; /* "" for an O_TMPFILE file */
+	struct casfs_b3_hasher hasher;
+	uint64_t size;
+	int error; /* a failed write poisons the writer */
+};
+
+static struct casfs_local_store *store_of(struct casfs_blob_service *s)
+{
+	return ((struct local_blob_service *)s)->ls;
+}
+
+static void blob_name(const uint8_t digest[CASFS_B3_LEN], char name[BLOB_NAME_LEN])
+{
+	char hex[CASFS_HEX_LEN(CASFS_B3_LEN) + 1];
+	casfs_hex_encode(digest, CASFS_B3_LEN, hex);
+	snprintf(name, BLOB_NAME_LEN, "%.2s/%s", hex, hex + 2);
+}
+
+static int local_stat(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
+		      uint64_t *ret_size)
+{
+	char name[BLOB_NAME_LEN];
+	blob_name(digest, name);
+	struct stat st;
+	if (fstatat(store_of(s)->blobs_fd, name, &st, 0) < 0)
+		return casfs_neg_errno();
+	if (!S_ISREG(st.st_mode))
+		return -EBADMSG;
+	if (ret_size)
+		*ret_size = (uint64_t)st.st_size;
+	return 0;
+}
+
+static ssize_t local_reader_pread(struct casfs_blob_reader *r, void *buf, size_t len, uint64_t off)
+{
+	struct local_blob_reader *lr = (struct local_blob_reader *)r;
+	if (off >= r->size)
+		return 0;
+	len = (size_t)MIN((uint64_t)len, r->size - off);
+	len = MIN(len, (size_t)SSIZE_MAX);
+	for (;;) {
+		ssize_t n = pread(lr->fd, buf, len, (off_t)off);
+		if (n >= 0 || errno != EINTR)
+			return n >= 0 ? n : casfs_neg_errno();
+	}
+}
+
+static int local_reader_fd(struct casfs_blob_reader *r)
+{
+	return ((struct local_blob_reader *)r)->fd;
+}
+
+static void local_reader_close(struct casfs_blob_reader *r)
+{
+	struct local_blob_reader *lr = (struct local_blob_reader *)r;
+	close(lr->fd);
+	free(lr);
+}
+
+static const struct casfs_blob_reader_ops local_reader_ops = {
+	.pread = local_reader_pread,
+	.fd = local_reader_fd,
+	.close = local_reader_close,
+};
+
+static int local_open(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
+		      struct casfs_blob_reader **ret)
+{
+	char name[BLOB_NAME_LEN];
+	blob_name(digest, name);
+	_cleanup_close_ int fd = openat(store_of(s)->blobs_fd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return casfs_neg_errno();
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return casfs_neg_errno();
+	if (!S_ISREG(st.st_mode))
+		return -EBADMSG;
+	struct local_blob_reader *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->base.ops = &local_reader_ops;
+	r->base.size = (uint64_t)st.st_size;
+	memcpy(r->base.digest, digest, CASFS_B3_LEN);
+	r->fd = TAKE_FD(fd);
+	*ret = &r->base;
+	return 0;
+}
+
+static int local_writer_write(struct casfs_blob_writer *w, const void *p, size_t n)
+{
+	struct local_blob_writer *lw = (struct local_blob_writer *)w;
+	if (lw->error < 0)
+		return lw->error;
+	const uint8_t *q = p;
+	for (size_t done = 0; done < n;) {
+		ssize_t k = write(lw->fd, q + done, n - done);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return lw->error = k < 0 ? casfs_neg_errno() : -EIO;
+		done += (size_t)k;
+	}
+	casfs_b3_update(&lw->hasher, p, n);
+	lw->size += n;
+	return 0;
+}
+
+static void local_writer_abort(struct casfs_blob_writer *w)
+{
+	struct local_blob_writer *lw = (struct local_blob_writer *)w;
+	if (lw->tmp_name[0])
+		unlinkat(lw->ls->tmp_fd, lw->tmp_name, 0);
+	if (lw->fd >= 0)
+		close(lw->fd);
+	free(lw);
+}
+
+/* Give the temp file the name `name` under blobs_fd without replacing
+ * anything (-EEXIST if taken). */
+static int link_new(struct local_blob_writer *lw, const char *name)
+{
+	struct casfs_local_store *ls = lw->ls;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int r;
+		if (lw->tmp_name[0]) {
+			r = linkat(ls->tmp_fd, lw->tmp_name, ls->blobs_fd, name, 0);
+		} else {
+			char proc[64];
+			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", lw->fd);
+			r = linkat(AT_FDCWD, proc, ls->blobs_fd, name, AT_SYMLINK_FOLLOW);
+			/* No /proc: AT_EMPTY_PATH works where we have the capability. */
+			if (r < 0 && errno == ENOENT && access("/proc/self/fd", F_OK) < 0)
+				r = linkat(lw->fd, "", ls->blobs_fd, name, AT_EMPTY_PATH);
+		}
+		if (r == 0)
+			return 0;
+		if (errno != ENOENT || attempt > 0)
+			return casfs_neg_errno();
+		/* A fan-out directory went missing: make it and retry. */
+		char fan[3] = { name[0], name[1], 0 };
+		if (mkdirat(ls->blobs_fd, fan, 0755) < 0 && errno != EEXIST)
+			return casfs_neg_errno();
+	}
+	return -ENOENT;
+}
+
+/* Put the temp file in place of a damaged blob file.  rename() replaces
+ * atomically, so it needs the temp file to have a name. */
+static int replace(struct local_blob_writer *lw, const char *name)
+{
+	struct casfs_local_store *ls = lw->ls;
+	if (!lw->tmp_name[0]) {
+		char proc[64];
+		char tmp[32];
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", lw->fd);
+		_cleanup_close_ int fd = casfs_local_temp_file(ls->tmp_fd, "blob", tmp);
+		if (fd < 0)
+			return fd;
+		/* linkat cannot replace: drop the placeholder name, link over it. */
+		unlinkat(ls->tmp_fd, tmp, 0);
+		if (linkat(AT_FDCWD, proc, ls->tmp_fd, tmp, AT_SYMLINK_FOLLOW) < 0)
+			return casfs_neg_errno();
+		memcpy(lw->tmp_name, tmp, sizeof(tmp));
+	}
+	if (renameat(ls->tmp_fd, lw->tmp_name, ls->blobs_fd, name) < 0)
+		return casfs_neg_errno();
+	lw->tmp_name[0] = 0;
+	return 0;
+}
+
+static int local_writer_commit(struct casfs_blob_writer *w, const uint8_t *expected,
+			       uint8_t ret_digest[CASFS_B3_LEN], uint64_t *ret_size)
+{
+	struct local_blob_writer *lw = (struct local_blob_writer *)w;
+	uint8_t digest[CASFS_B3_LEN];
+	casfs_b3_final(&lw->hasher, digest);
+	int r = lw->error;
+	if (r >= 0 && expected && memcmp(expected, digest, CASFS_B3_LEN) != 0)
+		r = -EBADMSG;
+
+	char name[BLOB_NAME_LEN];
+	blob_name(digest, name);
+	struct stat st;
+	bool present = false;
+	for (int attempt = 0; r >= 0 && !present && attempt < 3; attempt++) {
+		if (fstatat(lw->ls->blobs_fd, name, &st, 0) == 0) {
+			/* Present with our size: the same bytes (or damage that
+			 * verification will catch); keep it. */
+			if (S_ISREG(st.st_mode) && (uint64_t)st.st_size == lw->size)
+				present = true;
+			else
+				r = replace(lw, name);
+			present = present || r >= 0;
+		} else if (errno != ENOENT) {
+			r = casfs_neg_errno();
+		} else {
+			r = link_new(lw, name);
+			if (r == -EEXIST) /* a racing writer won: look again */
+				r = 0;
+			else
+				present = r >= 0;
+		}
+	}
+	if (r >= 0 && !present)
+		r = -EAGAIN;
+	uint64_t size = lw->size;
+	local_writer_abort(w); /* drops the temp file's name and fd */
+	if (r < 0)
+		return r;
+	if (ret_digest)
+		memcpy(ret_digest, digest, CASFS_B3_LEN);
+	if (ret_size)
+		*ret_size = size;
+	return 0;
+}
+
+static const struct casfs_blob_writer_ops local_writer_ops = {
+	.write = local_writer_write,
+	.commit = local_writer_commit,
+	.abort = local_writer_abort,
+};
+
+static int local_create(struct casfs_blob_service *s, struct casfs_blob_writer **ret)
+{
+	struct casfs_local_store *ls = store_of(s);
+	if (ls->readonly)
+		return -EROFS;
+	struct local_blob_writer *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->base.ops = &local_writer_ops;
+	w->ls = ls;
+	w->fd = -1;
+	if (!__atomic_load_n(&ls->no_tmpfile, __ATOMIC_RELAXED)) {
+		w->fd = openat(ls->tmp_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0444);
+		if (w->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL))
+			__atomic_store_n(&ls->no_tmpfile, true, __ATOMIC_RELAXED);
+	}
+	if (w->fd < 0 && __atomic_load_n(&ls->no_tmpfile, __ATOMIC_RELAXED))
+		w->fd = casfs_local_temp_file(ls->tmp_fd, "blob", w->tmp_name);
+	if (w->fd < 0) {
+		int r = w->fd < -1 ? w->fd : casfs_neg_errno();
+		w->tmp_name[0] = 0;
+		free(w);
+		return r;
+	}
+	casfs_b3_init(&w->hasher);
+	*ret = &w->base;
+	return 0;
+}
+
+static int local_sync(struct casfs_blob_service *s)
+{
+	return syncfs(store_of(s)->dir_fd) < 0 ? casfs_neg_errno() : 0;
+}
+
+static int list_fanout(int blobs_fd, unsigned fan,
+		       int (*cb)(const uint8_t digest[CASFS_B3_LEN], void *userdata), void *userdata)
+{
+	char dname[3];
+	snprintf(dname, sizeof(dname), "%02x", fan);
+	int fd = openat(blobs_fd, dname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : casfs_neg_errno();
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return casfs_neg_errno();
+	}
+	int r = 0;
+	struct dirent *de;
+	while (r >= 0 && (de = readdir(d))) {
+		char hex[CASFS_HEX_LEN(CASFS_B3_LEN)];
+		if (strlen(de->d_name) != sizeof(hex) - 2)
+			continue; /* ".", "..", strays */
+		memcpy(hex, dname, 2);
+		memcpy(hex + 2, de->d_name, sizeof(hex) - 2);
+		uint8_t digest[CASFS_B3_LEN];
+		if (casfs_hex_decode(hex, sizeof(hex), digest, sizeof(digest)) != CASFS_B3_LEN)
+			continue;
+		r = cb(digest, userdata);
+	}
+	closedir(d);
+	return r;
+}
+
+static int local_list(struct casfs_blob_service *s,
+		      int (*cb)(const uint8_t digest[CASFS_B3_LEN], void *userdata), void *userdata)
+{
+	for (unsigned fan = 0; fan < 256; fan++) {
+		int r = list_fanout(store_of(s)->blobs_fd, fan, cb, userdata);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int local_remove(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN])
+{
+	if (store_of(s)->readonly)
+		return -EROFS;
+	char name[BLOB_NAME_LEN];
+	blob_name(digest, name);
+	return unlinkat(store_of(s)->blobs_fd, name, 0) < 0 ? casfs_neg_errno() : 0;
+}
+
+static void local_free(struct casfs_blob_service *s)
+{
+	casfs_local_store_unref(store_of(s));
+	free(s);
+}
+
+static const struct casfs_blob_service_ops local_ops = {
+	.name = "local",
+	.stat = local_stat,
+	.open = local_open,
+	.create = local_create,
+	.sync = local_sync,
+	.list = local_list,
+	.remove = local_remove,
+	.free = local_free,
+};
+
+int casfs_local_blob_service_new(struct casfs_local_store *ls, struct casfs_blob_service **ret)
+{
+	struct local_blob_service *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->base.ops = &local_ops;
+	s->ls = ls;
+	casfs_local_store_ref(ls);
+	*ret = &s->base;
+	return 0;
+}

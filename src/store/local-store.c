@@ -1,0 +1,365 @@
+/* Opening, creating and closing the local store (layout in local-store.h). */
+#include "local-store-internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../basic/util.h"
+#include "store.h"
+
+#define MARKER_TEXT "casfs-store-version 1\n"
+/* Virtual only: LMDB maps this much address space but the file grows with
+ * the data.  1 TiB leaves room for any realistic set of directories. */
+#define MAP_SIZE ((size_t)1 << 40)
+
+/* Entries a half-created store may hold before its marker appears. */
+static const char *const layout_names[] = { "blobs", "tmp", "db", "lock" };
+
+int casfs_local_mdb_error(struct casfs_error *err, int rc, const char *what)
+{
+	if (rc == MDB_MAP_FULL)
+		return casfs_error_set(err, -ENOSPC, "%s: store database is full (LMDB map size)",
+				       what);
+	if (rc == ENOSPC)
+		return casfs_error_set(err, -ENOSPC, "%s: no space left on device", what);
+	if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID ||
+	    rc == MDB_VERSION_MISMATCH)
+		return casfs_error_set(err, -EBADMSG, "%s: store database damaged: %s", what,
+				       mdb_strerror(rc));
+	if (rc > 0)
+		return casfs_error_set(err, -rc, "%s: %s", what, strerror(rc));
+	return casfs_error_set(err, -EIO, "%s: %s", what, mdb_strerror(rc));
+}
+
+int casfs_local_temp_file(int dir_fd, const char *prefix, char name[static 32])
+{
+	for (int attempt = 0; attempt < 100; attempt++) {
+		uint64_t rnd;
+		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+			return casfs_neg_errno();
+		snprintf(name, 32, "%.8s.%016llx", prefix, (unsigned long long)rnd);
+		int fd = openat(dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+		if (fd >= 0 || errno != EEXIST)
+			return fd >= 0 ? fd : casfs_neg_errno();
+	}
+	return -EEXIST;
+}
+
+void casfs_local_store_ref(struct casfs_local_store *ls)
+{
+	__atomic_add_fetch(&ls->refs, 1, __ATOMIC_RELAXED);
+}
+
+void casfs_local_store_unref(struct casfs_local_store *ls)
+{
+	if (!ls || __atomic_sub_fetch(&ls->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	if (ls->env)
+		mdb_env_close(ls->env);
+	int fds[] = { ls->dir_fd, ls->blobs_fd, ls->tmp_fd, ls->lock_fd };
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+		if (fds[i] >= 0)
+			close(fds[i]); /* lock_fd: also releases the flock */
+	free(ls->path);
+	free(ls);
+}
+
+static int mkdir_p(const char *path)
+{
+	_cleanup_free_ char *p = strdup(path);
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return casfs_neg_errno();
+		*s = '/';
+	}
+	if (mkdir(p, 0755) < 0 && errno != EEXIST)
+		return casfs_neg_errno();
+	return 0;
+}
+
+static int mkdirat_ok(int dir_fd, const char *name)
+{
+	return mkdirat(dir_fd, name, 0755) < 0 && errno != EEXIST ? casfs_neg_errno() : 0;
+}
+
+/* 1 if the directory holds only what a store being created may hold (so a
+ * crash during creation can be resumed), 0 if it holds anything else. */
+static int only_layout_entries(int dir_fd)
+{
+	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		int r = casfs_neg_errno();
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	int r = 1;
+	struct dirent *de;
+	while (r == 1 && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		r = 0;
+		for (size_t i = 0; i < ARRAY_SIZE(layout_names); i++)
+			if (!strcmp(de->d_name, layout_names[i]))
+				r = 1;
+	}
+	closedir(d);
+	return r;
+}
+
+/* 0 if the marker says version 1, -ENOENT if there is none, -EBADMSG
+ * otherwise. */
+static int check_marker(struct casfs_local_store *ls, struct casfs_error *err)
+{
+	_cleanup_close_ int fd = openat(ls->dir_fd, CASFS_LOCAL_STORE_MARKER, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT
+				       : casfs_error_set(err, casfs_neg_errno(), "%s/%s: %s", ls->path,
+							 CASFS_LOCAL_STORE_MARKER, strerror(errno));
+	char buf[64];
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return casfs_error_set(err, casfs_neg_errno(), "%s/%s: %s", ls->path,
+				       CASFS_LOCAL_STORE_MARKER, strerror(errno));
+	buf[n] = 0;
+	if ((size_t)n == strlen(MARKER_TEXT) && !memcmp(buf, MARKER_TEXT, (size_t)n))
+		return 0;
+	unsigned long version;
+	char nl;
+	if (sscanf(buf, "casfs-store-version %lu%c", &version, &nl) == 2 && nl == '\n')
+		return casfs_error_set(err, -EBADMSG,
+				       "%s: unsupported casfs store version %lu (this casfs knows %d)",
+				       ls->path, version, CASFS_LOCAL_STORE_VERSION);
+	return casfs_error_set(err, -EBADMSG, "%s: malformed store marker %s", ls->path,
+			       CASFS_LOCAL_STORE_MARKER);
+}
+
+static int write_marker(struct casfs_local_store *ls)
+{
+	char name[32];
+	int fd = casfs_local_temp_file(ls->tmp_fd, "marker", name);
+	if (fd < 0)
+		return fd;
+	int r = 0;
+	size_t len = strlen(MARKER_TEXT);
+	if (write(fd, MARKER_TEXT, len) != (ssize_t)len || fsync(fd) < 0)
+		r = errno ? casfs_neg_errno() : -EIO;
+	close(fd);
+	if (r >= 0 && linkat(ls->tmp_fd, name, ls->dir_fd, CASFS_LOCAL_STORE_MARKER, 0) < 0 &&
+	    errno != EEXIST)
+		r = casfs_neg_errno();
+	unlinkat(ls->tmp_fd, name, 0);
+	if (r >= 0 && fsync(ls->dir_fd) < 0)
+		r = casfs_neg_errno();
+	return r;
+}
+
+static int create_layout(struct casfs_local_store *ls)
+{
+	int r = mkdirat_ok(ls->dir_fd, "blobs");
+	if (r < 0)
+		return r;
+	_cleanup_close_ int blobs = openat(ls->dir_fd, "blobs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (blobs < 0)
+		return casfs_neg_errno();
+	for (unsigned i = 0; i < 256; i++) {
+		char fan[3];
+		snprintf(fan, sizeof(fan), "%02x", i);
+		if ((r = mkdirat_ok(blobs, fan)) < 0)
+			return r;
+	}
+	if ((r = mkdirat_ok(ls->dir_fd, "tmp")) < 0)
+		return r;
+	return mkdirat_ok(ls->dir_fd, "db");
+}
+
+static void clean_tmp(int tmp_fd)
+{
+	int fd = openat(tmp_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			unlinkat(tmp_fd, de->d_name, 0);
+	closedir(d);
+}
+
+/* Hold LOCK_SH for the life of a writable store; first, if nobody else
+ * holds the lock at all, no temp file in tmp/ can be live: remove them. */
+static int take_writer_lock(struct casfs_local_store *ls)
+{
+	ls->lock_fd = openat(ls->dir_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (ls->lock_fd < 0)
+		return casfs_neg_errno();
+	if (flock(ls->lock_fd, LOCK_EX | LOCK_NB) == 0)
+		clean_tmp(ls->tmp_fd);
+	else if (errno != EWOULDBLOCK)
+		return casfs_neg_errno();
+	while (flock(ls->lock_fd, LOCK_SH) < 0)
+		if (errno != EINTR)
+			return casfs_neg_errno();
+	return 0;
+}
+
+static int open_db(struct casfs_local_store *ls, struct casfs_error *err)
+{
+	char dbpath[4096];
+	if (snprintf(dbpath, sizeof(dbpath), "%s/db", ls->path) >= (int)sizeof(dbpath))
+		return casfs_error_set(err, -ENAMETOOLONG, "%s: path too long", ls->path);
+	int rc = mdb_env_create(&ls->env);
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(ls->env, 4);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(ls->env, MAP_SIZE);
+	if (rc == 0)
+		rc = mdb_env_open(ls->env, dbpath, MDB_NOTLS | (ls->readonly ? MDB_RDONLY : 0), 0644);
+	if (rc != 0)
+		return casfs_local_mdb_error(err, rc, dbpath);
+
+	MDB_txn *txn;
+	rc = mdb_txn_begin(ls->env, NULL, ls->readonly ? MDB_RDONLY : 0, &txn);
+	if (rc != 0)
+		return casfs_local_mdb_error(err, rc, dbpath);
+	unsigned dbflags = ls->readonly ? 0 : MDB_CREATE;
+	rc = mdb_dbi_open(txn, "directories", dbflags, &ls->dirs_dbi);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "pathinfo", dbflags, &ls->pathinfo_dbi);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		if (rc == MDB_NOTFOUND)
+			return casfs_error_set(err, -EBADMSG, "%s: store database lacks its tables",
+					       dbpath);
+		return casfs_local_mdb_error(err, rc, dbpath);
+	}
+	rc = mdb_txn_commit(txn);
+	return rc ? casfs_local_mdb_error(err, rc, dbpath) : 0;
+}
+
+/* Open DIR itself, making it if asked; then establish that it is a store. */
+static int open_dir(struct casfs_local_store *ls, unsigned flags, struct casfs_error *err)
+{
+	bool create = (flags & CASFS_STORE_CREATE) && !ls->readonly;
+	ls->dir_fd = open(ls->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ls->dir_fd < 0 && errno == ENOENT && create) {
+		int r = mkdir_p(ls->path);
+		if (r < 0)
+			return casfs_error_set(err, r, "cannot create store %s: %s", ls->path,
+					       strerror(-r));
+		ls->dir_fd = open(ls->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (ls->dir_fd < 0) {
+		if (errno == ENOENT)
+			return casfs_error_set(err, -ENOENT, "no casfs store at %s", ls->path);
+		if (errno == ENOTDIR)
+			return casfs_error_set(err, -EBADMSG, "%s is not a casfs store (not a directory)",
+					       ls->path);
+		return casfs_error_set(err, casfs_neg_errno(), "%s: %s", ls->path, strerror(errno));
+	}
+
+	int r = check_marker(ls, err);
+	if (r != -ENOENT)
+		return r < 0 ? r : 0;
+	r = only_layout_entries(ls->dir_fd);
+	if (r < 0)
+		return casfs_error_set(err, r, "%s: %s", ls->path, strerror(-r));
+	if (r == 0)
+		return casfs_error_set(err, -EBADMSG,
+				       "%s is not a casfs store (no %s marker, and not empty)",
+				       ls->path, CASFS_LOCAL_STORE_MARKER);
+	if (!create)
+		return casfs_error_set(err, -ENOENT, "no casfs store at %s (no %s marker)",
+				       ls->path, CASFS_LOCAL_STORE_MARKER);
+	r = create_layout(ls);
+	if (r < 0)
+		return casfs_error_set(err, r, "cannot create store %s: %s", ls->path, strerror(-r));
+	return 1; /* created: the marker is written once the database exists */
+}
+
+static int open_store(struct casfs_local_store *ls, unsigned flags, struct casfs_error *err)
+{
+	int created = open_dir(ls, flags, err);
+	if (created < 0)
+		return created;
+	ls->blobs_fd = openat(ls->dir_fd, "blobs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ls->blobs_fd < 0)
+		return casfs_error_set(err, casfs_neg_errno(), "%s/blobs: %s", ls->path,
+				       strerror(errno));
+	if (!ls->readonly) {
+		int r = mkdirat_ok(ls->dir_fd, "tmp");
+		if (r >= 0)
+			ls->tmp_fd = openat(ls->dir_fd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (r >= 0 && ls->tmp_fd < 0)
+			r = casfs_neg_errno();
+		if (r >= 0)
+			r = take_writer_lock(ls);
+		if (r < 0)
+			return casfs_error_set(err, r, "%s: cannot prepare for writing: %s", ls->path,
+					       strerror(-r));
+	}
+	int r = open_db(ls, err);
+	if (r < 0)
+		return r;
+	if (created) {
+		r = write_marker(ls);
+		if (r < 0)
+			return casfs_error_set(err, r, "%s: cannot write store marker: %s", ls->path,
+					       strerror(-r));
+	}
+	return 0;
+}
+
+int casfs_local_store_open(const char *dir, unsigned flags,
+			   struct casfs_blob_service **ret_blobs,
+			   struct casfs_directory_service **ret_directories,
+			   struct casfs_pathinfo_service **ret_pathinfos, struct casfs_error *err)
+{
+	struct casfs_local_store *ls = calloc(1, sizeof(*ls));
+	if (!ls || !(ls->path = strdup(dir))) {
+		free(ls);
+		return -ENOMEM;
+	}
+	ls->refs = 1;
+	ls->dir_fd = ls->blobs_fd = ls->tmp_fd = ls->lock_fd = -1;
+	ls->readonly = flags & CASFS_STORE_READONLY;
+
+	struct casfs_blob_service *blobs = NULL;
+	struct casfs_directory_service *dirs = NULL;
+	struct casfs_pathinfo_service *pis = NULL;
+	int r = open_store(ls, flags, err);
+	if (r >= 0)
+		r = casfs_local_blob_service_new(ls, &blobs);
+	if (r >= 0)
+		r = casfs_local_directory_service_new(ls, &dirs);
+	if (r >= 0)
+		r = casfs_local_pathinfo_service_new(ls, &pis);
+	casfs_local_store_unref(ls); /* the services hold their own references */
+	if (r < 0) {
+		casfs_blob_service_free(blobs);
+		casfs_directory_service_free(dirs);
+		casfs_pathinfo_service_free(pis);
+		return r;
+	}
+	*ret_blobs = blobs;
+	*ret_directories = dirs;
+	*ret_pathinfos = pis;
+	return 0;
+}

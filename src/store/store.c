@@ -1,0 +1,209 @@
+/* Opening a store by URL, and registering store paths once their closure is
+ * complete. */
+#include "store.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../basic/encoding.h"
+#include "../basic/util.h"
+#include "local-store.h"
+
+char *casfs_store_default_path(void)
+{
+	const char *env = getenv("CASFS_STORE");
+	if (env && *env)
+		return strdup(env);
+	char *p = NULL;
+	/* The XDG spec says relative values are to be ignored. */
+	env = getenv("XDG_DATA_HOME");
+	if (env && env[0] == '/')
+		return asprintf(&p, "%s/casfs", env) < 0 ? NULL : p;
+	env = getenv("HOME");
+	if (env && *env)
+		return asprintf(&p, "%s/.local/share/casfs", env) < 0 ? NULL : p;
+	return NULL;
+}
+
+static int open_memory(struct casfs_store *s)
+{
+	int r = casfs_blob_service_memory_new(&s->blobs);
+	if (r >= 0)
+		r = casfs_directory_service_memory_new(&s->directories);
+	if (r >= 0)
+		r = casfs_pathinfo_service_memory_new(&s->pathinfos);
+	if (r >= 0 && !(s->url = strdup("memory:")))
+		r = -ENOMEM;
+	return r;
+}
+
+static int open_local(struct casfs_store *s, const char *dir, unsigned flags,
+		      struct casfs_error *err)
+{
+	if (!*dir)
+		return casfs_error_set(err, -EINVAL, "empty store directory");
+	int r = casfs_local_store_open(dir, flags, &s->blobs, &s->directories, &s->pathinfos, err);
+	if (r < 0)
+		return r;
+	/* The directory exists now, so it has a canonical absolute name. */
+	_cleanup_free_ char *abs = realpath(dir, NULL);
+	if (!abs || asprintf(&s->url, "local:%s", abs) < 0) {
+		s->url = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int casfs_store_open(const char *url, unsigned flags, struct casfs_store **ret,
+		     struct casfs_error *err)
+{
+	_cleanup_free_ char *def = NULL;
+	if (!url) {
+		url = def = casfs_store_default_path();
+		if (!url)
+			return casfs_error_set(err, -ENOENT,
+					       "no default store: set CASFS_STORE or HOME");
+	}
+	struct casfs_store *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	int r;
+	if (!strcmp(url, "memory:"))
+		r = open_memory(s);
+	else if (!strncmp(url, "local:", 6))
+		r = open_local(s, url + 6, flags, err);
+	else if (strstr(url, "://") || !strncmp(url, "memory:", 7))
+		r = casfs_error_set(err, -EPROTONOSUPPORT, "unsupported store URL '%s'", url);
+	else
+		r = open_local(s, url, flags, err);
+	if (r < 0) {
+		casfs_store_free(s);
+		return r == -ENOMEM ? casfs_error_set(err, r, "out of memory opening store") : r;
+	}
+	*ret = s;
+	return 0;
+}
+
+void casfs_store_free(struct casfs_store *s)
+{
+	if (!s)
+		return;
+	casfs_pathinfo_service_free(s->pathinfos);
+	casfs_directory_service_free(s->directories);
+	casfs_blob_service_free(s->blobs);
+	if (s->free_backend)
+		s->free_backend(s->backend);
+	free(s->url);
+	free(s);
+}
+
+/* The blob of a file node must be present with the node's size. */
+static int check_file(struct casfs_blob_service *blobs, const struct casfs_node *f,
+		      const char *where, struct casfs_error *err)
+{
+	char name[CASFS_B3_STR_LEN + 1];
+	uint64_t size;
+	int r = casfs_blob_stat(blobs, f->digest, &size);
+	if (r == -ENOENT) {
+		casfs_b3_format(f->digest, name);
+		return casfs_error_set(err, r, "%s'%s': blob %s is missing", where, f->name, name);
+	}
+	if (r < 0)
+		return r;
+	if (size != f->size) {
+		casfs_b3_format(f->digest, name);
+		return casfs_error_set(err, -EBADMSG, "%s'%s': blob %s has %llu bytes, expected %llu",
+				       where, f->name, name, (unsigned long long)size,
+				       (unsigned long long)f->size);
+	}
+	return 0;
+}
+
+struct closure_check {
+	struct casfs_blob_service *blobs;
+	struct casfs_error *err;
+};
+
+static int check_dir_cb(const uint8_t digest[CASFS_B3_LEN], const struct casfs_directory *d,
+			void *userdata)
+{
+	struct closure_check *c = userdata;
+	char where[CASFS_B3_STR_LEN + 32];
+	casfs_b3_format(digest, where);
+	strcat(where, ": file ");
+	for (size_t i = 0; i < d->n_files; i++) {
+		int r = check_file(c->blobs, &d->files[i], where, c->err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int check_closure(struct casfs_store *s, const struct casfs_node *root,
+			 struct casfs_error *err)
+{
+	if (root->type == CASFS_NODE_FILE)
+		return check_file(s->blobs, root, "", err);
+	if (root->type != CASFS_NODE_DIRECTORY)
+		return 0;
+
+	char name[CASFS_B3_STR_LEN + 1];
+	casfs_b3_format(root->digest, name);
+	struct casfs_directory d = { 0 };
+	int r = casfs_directory_get(s->directories, root->digest, &d, err);
+	if (r < 0)
+		return casfs_error_prefix(err, r, "'%s': root directory", root->name);
+	uint64_t size;
+	r = casfs_directory_size(&d, &size);
+	casfs_directory_release(&d);
+	if (r < 0)
+		return casfs_error_set(err, -EBADMSG, "'%s': directory %s: size overflows",
+				       root->name, name);
+	if (size != root->size)
+		return casfs_error_set(err, -EBADMSG,
+				       "'%s': root node has size %llu, directory %s has size %llu",
+				       root->name, (unsigned long long)root->size, name,
+				       (unsigned long long)size);
+	struct closure_check c = { s->blobs, err };
+	r = casfs_directory_get_closure(s->directories, root->digest, check_dir_cb, &c, err);
+	if (r < 0)
+		return casfs_error_prefix(err, r, "'%s'", root->name);
+	return 0;
+}
+
+/* The root node's name is the store path basename: it must begin with the
+ * nixbase32 of the digest it is registered under. */
+static int check_name(const uint8_t digest[CASFS_STORE_DIGEST_LEN], const struct casfs_node *n,
+		      struct casfs_error *err)
+{
+	char want[CASFS_NIXBASE32_LEN(CASFS_STORE_DIGEST_LEN) + 1];
+	size_t len = casfs_nixbase32_encode(digest, CASFS_STORE_DIGEST_LEN, want);
+	if (n->name_len <= len + 1 || memcmp(n->name, want, len) != 0 || n->name[len] != '-')
+		return casfs_error_set(err, -EBADMSG,
+				       "path info node name '%s' does not belong to store path digest %s",
+				       n->name, want);
+	return 0;
+}
+
+int casfs_store_add_pathinfo(struct casfs_store *s, const uint8_t digest[CASFS_STORE_DIGEST_LEN],
+			     const struct casfs_pathinfo *pi, struct casfs_error *err)
+{
+	int r = casfs_pathinfo_validate(pi, err);
+	if (r < 0)
+		return r;
+	r = check_name(digest, &pi->node, err);
+	if (r < 0)
+		return r;
+	r = check_closure(s, &pi->node, err);
+	if (r < 0)
+		return r;
+	/* Blobs were written without fsync; make them durable before the
+	 * PathInfo (whose commit is durable) can point at them. */
+	r = casfs_blob_sync(s->blobs);
+	if (r < 0)
+		return casfs_error_set(err, r, "cannot sync blobs: %s", strerror(-r));
+	return casfs_pathinfo_put(s->pathinfos, digest, pi, err);
+}

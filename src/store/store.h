@@ -1,0 +1,50 @@
+/* A store: the three services behind one handle, chosen by URL.
+ *
+ *   memory:           all three in memory (tests)
+ *   local:DIR, DIR    the embedded local store (local-store.h)
+ *
+ * The embedded default (no --store): $CASFS_STORE, else
+ * $XDG_DATA_HOME/casfs, else $HOME/.local/share/casfs.
+ *
+ * Thread safety: the services are thread-safe; the store handle itself is
+ * immutable after open. */
+#pragma once
+
+#include <stdint.h>
+
+#include "../basic/error.h"
+#include "../castore/blobservice.h"
+#include "../castore/directoryservice.h"
+#include "pathinfoservice.h"
+
+enum {
+	CASFS_STORE_CREATE = 1 << 0,   /* create a local store that does not exist yet */
+	CASFS_STORE_READONLY = 1 << 1, /* open read-only (no writes, shared lock) */
+};
+
+struct casfs_store {
+	struct casfs_blob_service *blobs;
+	struct casfs_directory_service *directories;
+	struct casfs_pathinfo_service *pathinfos;
+	char *url;                     /* owned, normalised (e.g. "local:/abs/dir") */
+	void *backend;                 /* backend-private, freed by free_backend */
+	void (*free_backend)(void *backend);
+};
+
+/* Open by URL (NULL: the embedded default).  -ENOENT if a local store does
+ * not exist and CASFS_STORE_CREATE is not given; -EBADMSG if the directory
+ * is not a casfs store or of an unknown version (message says which). */
+int casfs_store_open(const char *url, unsigned flags, struct casfs_store **ret,
+		     struct casfs_error *err);
+void casfs_store_free(struct casfs_store *s);
+
+/* The embedded default location as a malloc'd path, or NULL on OOM or when
+ * neither $CASFS_STORE, $XDG_DATA_HOME nor $HOME is set. */
+char *casfs_store_default_path(void);
+
+/* Register a store path: checks that the PathInfo is valid and that its
+ * whole closure is present (root blob, or every directory and every blob
+ * below the root directory), makes the blobs durable, then puts the
+ * PathInfo.  -EBADMSG/-ENOENT with a message naming what is missing. */
+int casfs_store_add_pathinfo(struct casfs_store *s, const uint8_t digest[CASFS_STORE_DIGEST_LEN],
+			     const struct casfs_pathinfo *pi, struct casfs_error *err);
