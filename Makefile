@@ -42,13 +42,14 @@ $(1)_SRCS := $$(filter-out src/$(1)/main.c,$$(wildcard src/$(1)/*.c))
 $(1)_OBJS := $$(patsubst src/%.c,$(BUILD)/obj/%.o,$$($(1)_SRCS))
 $(BUILD)/lib/libcasfs-$(1).a: $$($(1)_OBJS)
 	@mkdir -p $$(@D)
-	rm -f $$@ && ar rcs $$@ $$^
+	@rm -f $$@ && ar rcs $$@ $$^
 endef
 $(foreach m,$(MODULES),$(eval $(call module_rules,$(m))))
 
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 # The official BLAKE3 C sources, with their x86-64 SIMD assembly.
 BLAKE3_SRCS := blake3.c blake3_dispatch.c blake3_portable.c
@@ -58,30 +59,35 @@ BLAKE3_OBJS := $(patsubst %.c,$(BUILD)/blake3/%.o,$(BLAKE3_SRCS)) \
 	$(patsubst %.S,$(BUILD)/blake3/%.o,$(BLAKE3_ASM))
 $(BUILD)/blake3/%.o: $(BLAKE3_DIR)/%.c
 	@mkdir -p $(@D)
-	$(CC) -O3 -fPIC $(SANFLAGS) -c -o $@ $<
+	@echo "  CC      $(notdir $<)"
+	@$(CC) -O3 -fPIC $(SANFLAGS) -c -o $@ $<
 $(BUILD)/blake3/%.o: $(BLAKE3_DIR)/%.S
 	@mkdir -p $(@D)
-	$(CC) -c -o $@ $<
+	@echo "  AS      $(notdir $<)"
+	@$(CC) -c -o $@ $<
 $(BUILD)/lib/libblake3.a: $(BLAKE3_OBJS)
 	@mkdir -p $(@D)
-	rm -f $@ && ar rcs $@ $^
+	@rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/casfs: $(BUILD)/obj/cli/main.o $(LIBS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests: one binary per tests/unit/test-*.c.
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
 
 # Fuzz targets replayed over their corpora as ordinary tests.
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-replay/%,$(FUZZ_SRCS))
 $(BUILD)/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay-main.c $(LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay-main.c $(LIBS) $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay-main.c $(LIBS) $(LDLIBS)
 
 tests: $(BUILD)/casfs $(UNIT_BINS) $(FUZZ_REPLAY)
 

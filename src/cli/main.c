@@ -5,7 +5,8 @@
 #include <sys/resource.h>
 
 #include "cli.h"
-#ifdef CASFS_HAVE_FUSE
+#if defined(CASFS_HAVE_FUSE) && __has_include("../fuse/mount.h")
+#define CASFS_CLI_MOUNT 1
 #include "../fuse/mount.h"
 #endif
 
@@ -36,7 +37,7 @@ struct command {
 	int (*run)(struct cli *c, int argc, char **argv);
 };
 
-#ifdef CASFS_HAVE_FUSE
+#ifdef CASFS_CLI_MOUNT
 /* mount parses its own options; hand it the global ones given before
  * the command name too. */
 static int cmd_mount(struct cli *c, int argc, char **argv)
@@ -69,7 +70,7 @@ static const struct command commands[] = {
 	{ "ls", cmd_ls },
 	{ "cat", cmd_cat },
 	{ "verify", cmd_verify },
-#ifdef CASFS_HAVE_FUSE
+#ifdef CASFS_CLI_MOUNT
 	{ "mount", cmd_mount },
 #endif
 };

@@ -17,82 +17,21 @@ struct casfs_fs_file {
 /* The set of blobs verified during this mount: a blob is re-hashed once per
  * mount, before its first byte is served.  Only successes are remembered,
  * so a blob repaired while mounted is served again without a remount.
- * 32 bytes per distinct blob opened. */
-
-static size_t verified_slot(const uint8_t d[CASFS_B3_LEN], size_t cap)
-{
-	uint64_t h;
-	memcpy(&h, d, sizeof(h));
-	return (size_t)h & (cap - 1);
-}
-
-static bool is_zero(const uint8_t d[CASFS_B3_LEN])
-{
-	for (size_t k = 0; k < CASFS_B3_LEN; k++)
-		if (d[k])
-			return false;
-	return true;
-}
+ * About 40 bytes per distinct blob opened. */
 
 static bool verified_has(struct casfs_fs *fs, const uint8_t d[CASFS_B3_LEN])
 {
-	bool found = false;
 	pthread_mutex_lock(&fs->verified_lock);
-	if (is_zero(d)) {
-		found = fs->verified_zero;
-	} else if (fs->verified_cap) {
-		for (size_t s = verified_slot(d, fs->verified_cap);; s = (s + 1) & (fs->verified_cap - 1)) {
-			if (is_zero(fs->verified[s]))
-				break;
-			if (memcmp(fs->verified[s], d, CASFS_B3_LEN) == 0) {
-				found = true;
-				break;
-			}
-		}
-	}
+	bool found = casfs_keyset_get(&fs->verified, d, NULL);
 	pthread_mutex_unlock(&fs->verified_lock);
 	return found;
-}
-
-static void verified_insert_locked(struct casfs_fs *fs, const uint8_t d[CASFS_B3_LEN])
-{
-	for (size_t s = verified_slot(d, fs->verified_cap);; s = (s + 1) & (fs->verified_cap - 1)) {
-		if (memcmp(fs->verified[s], d, CASFS_B3_LEN) == 0)
-			return;
-		if (is_zero(fs->verified[s])) {
-			memcpy(fs->verified[s], d, CASFS_B3_LEN);
-			fs->verified_len++;
-			return;
-		}
-	}
 }
 
 /* On OOM the blob is simply verified again next time. */
 static void verified_add(struct casfs_fs *fs, const uint8_t d[CASFS_B3_LEN])
 {
 	pthread_mutex_lock(&fs->verified_lock);
-	if (is_zero(d)) {
-		fs->verified_zero = true;
-	} else {
-		if ((fs->verified_len + 1) * 2 > fs->verified_cap) {
-			size_t old_cap = fs->verified_cap;
-			uint8_t(*old)[CASFS_B3_LEN] = fs->verified;
-			size_t cap = old_cap ? old_cap * 2 : 256;
-			uint8_t(*nv)[CASFS_B3_LEN] = cap < SIZE_MAX / CASFS_B3_LEN ?
-				calloc(cap, CASFS_B3_LEN) : NULL;
-			if (!nv)
-				goto out;
-			fs->verified = nv;
-			fs->verified_cap = cap;
-			fs->verified_len = 0;
-			for (size_t s = 0; s < old_cap; s++)
-				if (!is_zero(old[s]))
-					verified_insert_locked(fs, old[s]);
-			free(old);
-		}
-		verified_insert_locked(fs, d);
-	}
-out:
+	(void)casfs_keyset_put(&fs->verified, d, 1);
 	pthread_mutex_unlock(&fs->verified_lock);
 }
 
@@ -137,7 +76,8 @@ int casfs_fs_open(struct casfs_fs *fs, uint64_t ino, int flags, struct casfs_fs_
 		struct casfs_error err = { 0 };
 		r = casfs_blob_verify(reader, &err);
 		if (r < 0) {
-			fs_log(fs, CASFS_FS_LOG_ERROR, "blob %s failed verification, not served: %s", b3,
+			/* The message names the digest. */
+			fs_log(fs, CASFS_FS_LOG_ERROR, "not serving %s: %s", b3,
 			       casfs_error_message(&err, r));
 			casfs_blob_reader_close(reader);
 			return r == -ENOMEM ? r : -EIO;
@@ -166,29 +106,32 @@ ssize_t casfs_fs_read(struct casfs_fs *fs, struct casfs_fs_file *f, void *buf, s
 		return 0;
 	size_t want = (size_t)MIN((uint64_t)size, f->size - off);
 	size_t got = 0;
+	ssize_t r = 0;
 	/* With an fd, positioned reads need no lock. */
 	if (f->fd < 0)
 		pthread_mutex_lock(&f->lock);
 	while (got < want) {
-		ssize_t n = f->fd >= 0 ? pread(f->fd, (char *)buf + got, want - got, (off_t)(off + got))
-				       : casfs_blob_reader_pread(f->reader, (char *)buf + got,
-								 want - got, off + got);
-		if (n < 0 && f->fd >= 0)
-			n = errno == EINTR ? 0 : casfs_neg_errno();
-		if (n < 0) {
-			if (f->fd < 0)
-				pthread_mutex_unlock(&f->lock);
-			return n;
+		ssize_t n;
+		if (f->fd >= 0) {
+			n = pread(f->fd, (char *)buf + got, want - got, (off_t)(off + got));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				n = casfs_neg_errno();
+		} else {
+			n = casfs_blob_reader_pread(f->reader, (char *)buf + got, want - got, off + got);
 		}
-		if (n == 0 && f->fd >= 0 && errno == EINTR)
-			continue;
+		if (n < 0) {
+			r = n;
+			break;
+		}
 		if (n == 0)
 			break; /* shorter than its size: the store changed under us */
 		got += (size_t)n;
 	}
 	if (f->fd < 0)
 		pthread_mutex_unlock(&f->lock);
-	return (ssize_t)got;
+	return r < 0 ? r : (ssize_t)got;
 }
 
 int casfs_fs_file_fd(const struct casfs_fs_file *f, uint64_t *ret_size)

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 
+#include "basic/keyset.h"
 #include "fs.h"
 
 /* The identity of a node (see the design note in fs-inode.c). */
@@ -46,9 +47,7 @@ struct casfs_fs {
 
 	/* Blobs verified during this mount (fs-file.c); own lock. */
 	pthread_mutex_t verified_lock;
-	uint8_t (*verified)[CASFS_B3_LEN]; /* open addressing, zero = empty */
-	size_t verified_cap, verified_len;
-	bool verified_zero; /* the all-zero digest (cannot mark a slot) */
+	struct casfs_keyset verified;
 };
 
 void fs_log(struct casfs_fs *fs, enum casfs_fs_log_level level, const char *fmt, ...)

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "basic/encoding.h"
 #include "basic/util.h"
 #include "fs-internal.h"
+#include "storepath/storepath.h"
 
 static const uint8_t root_key[FS_KEY_LEN]; /* all zero */
 
@@ -25,6 +25,7 @@ int casfs_fs_new(struct casfs_store *store, const struct casfs_fs_options *opts,
 	}
 	pthread_mutex_init(&fs->lock, NULL);
 	pthread_mutex_init(&fs->verified_lock, NULL);
+	casfs_keyset_init(&fs->verified);
 	fs->root.ino = CASFS_FS_ROOT_INO;
 	fs->root.type = CASFS_NODE_DIRECTORY;
 	fs->root.parent_ino = CASFS_FS_ROOT_INO;
@@ -38,29 +39,21 @@ void casfs_fs_free(struct casfs_fs *fs)
 	if (!fs)
 		return;
 	fs_table_release(fs);
-	free(fs->verified);
+	casfs_keyset_release(&fs->verified);
 	pthread_mutex_destroy(&fs->lock);
 	pthread_mutex_destroy(&fs->verified_lock);
 	free(fs);
 }
 
-/* A root entry name must be a store path basename: 32 nixbase32 characters
- * of a 20-byte digest, '-', then 1..211 characters of [A-Za-z0-9+-._?=]
- * not starting with '.'.
- * TODO: use src/storepath once it exists. */
+/* A root entry name must be a store path basename. */
 static int parse_basename(const char *name, uint8_t ret[CASFS_STORE_DIGEST_LEN])
 {
-	const size_t hash_len = CASFS_NIXBASE32_LEN(CASFS_STORE_DIGEST_LEN);
-	size_t len = strnlen(name, 256);
-	if (len < hash_len + 2 || len > hash_len + 1 + 211 || name[hash_len] != '-' ||
-	    name[hash_len + 1] == '.')
+	struct casfs_store_path sp;
+	size_t len = strnlen(name, CASFS_STORE_PATH_BASENAME_MAX + 1);
+	if (len > CASFS_STORE_PATH_BASENAME_MAX ||
+	    casfs_store_path_parse_basename(name, len, &sp, NULL) < 0)
 		return -ENOENT;
-	for (const char *p = name + hash_len + 1; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || strchr("+-._?=", *p)))
-			return -ENOENT;
-	if (casfs_nixbase32_decode(name, hash_len, ret, CASFS_STORE_DIGEST_LEN) < 0)
-		return -ENOENT;
+	memcpy(ret, sp.digest, CASFS_STORE_DIGEST_LEN);
 	return 0;
 }
 

@@ -157,6 +157,8 @@ static int read_u64(struct casfs_nar_reader *r, uint64_t *ret)
 	if (r->num_have == 0)
 		r->tok_off = r->offset;
 	size_t n = MIN(8u - r->num_have, avail(r));
+	if (n == 0) /* nothing fed yet: cur may be NULL */
+		return 0;
 	memcpy(r->num + r->num_have, r->cur, n);
 	consume(r, n);
 	r->num_have += (unsigned)n;
@@ -189,9 +191,11 @@ static int read_string(struct casfs_nar_reader *r, size_t max, const char *what,
 		r->str_have = 0;
 	}
 	size_t n = MIN(r->str_need - r->str_have, avail(r));
-	memcpy(r->str + r->str_have, r->cur, n);
-	consume(r, n);
-	r->str_have += n;
+	if (n > 0) {
+		memcpy(r->str + r->str_have, r->cur, n);
+		consume(r, n);
+		r->str_have += n;
+	}
 	if (r->str_have < r->str_need)
 		return 0;
 	r->str_active = false;
