@@ -17,25 +17,31 @@ static int stdout_sink(void *userdata, const void *p, size_t n)
 	return cli_write_all(STDOUT_FILENO, p, n);
 }
 
-/* Parse args with exactly one positional path, open the store, resolve. */
-static int resolve_one(struct cli *c, int argc, char **argv, const char *help,
-		       struct casfs_node *ret_node, const char **ret_path)
+/* Parse args with exactly one positional path, open the store, resolve.
+ * Returns true with *ret_node filled to go on; false with *ret_exit set to
+ * stop (help shown, or an error reported). */
+static bool resolve_one(struct cli *c, int argc, char **argv, const char *help,
+			struct casfs_node *ret_node, const char **ret_path, int *ret_exit)
 {
 	struct cli_args a;
 	int r = cli_args_parse(c, argc, argv, NULL, help, &a);
 	_cleanup_free_ char **pos = a.pos;
 	if (r < 0)
-		return cli_args_exit(r);
-	if (a.n_pos != 1)
-		return cli_usage_error(c, "expected exactly one store path");
-	if ((r = cli_open_store(c, false)))
-		return r;
+		*ret_exit = cli_args_exit(r);
+	else if (a.n_pos != 1)
+		*ret_exit = cli_usage_error(c, "expected exactly one store path");
+	else
+		*ret_exit = cli_open_store(c, false);
+	if (*ret_exit || r < 0)
+		return false;
 	struct casfs_error err = { 0 };
 	r = casfs_store_resolve(c->store, a.pos[0], ret_node, NULL, &err);
-	if (r < 0)
-		return cli_fail(c, r, &err);
+	if (r < 0) {
+		*ret_exit = cli_fail(c, r, &err);
+		return false;
+	}
 	*ret_path = a.pos[0];
-	return 0;
+	return true;
 }
 
 static const char nar_help[] =
@@ -49,8 +55,8 @@ int cmd_nar(struct cli *c, int argc, char **argv)
 {
 	struct casfs_node n;
 	const char *path;
-	int r = resolve_one(c, argc, argv, nar_help, &n, &path);
-	if (r)
+	int r;
+	if (!resolve_one(c, argc, argv, nar_help, &n, &path, &r))
 		return r;
 	if (isatty(STDOUT_FILENO)) {
 		casfs_node_release(&n);
@@ -73,8 +79,8 @@ int cmd_cat(struct cli *c, int argc, char **argv)
 {
 	struct casfs_node n;
 	const char *path;
-	int r = resolve_one(c, argc, argv, cat_help, &n, &path);
-	if (r)
+	int r;
+	if (!resolve_one(c, argc, argv, cat_help, &n, &path, &r))
 		return r;
 	struct casfs_error err = { 0 };
 	if (n.type == CASFS_NODE_DIRECTORY)
@@ -124,8 +130,8 @@ int cmd_ls(struct cli *c, int argc, char **argv)
 {
 	struct casfs_node n;
 	const char *path;
-	int r = resolve_one(c, argc, argv, ls_help, &n, &path);
-	if (r)
+	int r;
+	if (!resolve_one(c, argc, argv, ls_help, &n, &path, &r))
 		return r;
 	struct casfs_error err = { 0 };
 	if (n.type == CASFS_NODE_DIRECTORY) {

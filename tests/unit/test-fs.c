@@ -1,0 +1,829 @@
+/* The filesystem core over a hand-built memory: store.
+ *
+ * Store paths:
+ *   <h1>-tree    directory:
+ *                  big        1500 bytes, 0444
+ *                  bin/hello  executable script
+ *                  data.txt   "hello world\n"
+ *                  empty      0 bytes
+ *                  exe.txt    "hello world\n", executable
+ *                  link       -> data.txt
+ *                  same.txt   "hello world\n" (same blob as data.txt)
+ *                  sub/       empty directory
+ *   <h2>-single  file "hello world\n"
+ *   <h3>-lnk     symlink -> /nix/store/elsewhere
+ *   <h4>-bad     file whose blob is served corrupted (fault injection)
+ *   <h5>-gone    file whose blob is missing (PathInfo put directly)
+ *
+ * Expected digests come from b3sum, not from our BLAKE3. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+
+#include "basic/encoding.h"
+#include "basic/util.h"
+#include "castore/blobservice.h"
+#include "castore/directoryservice.h"
+#include "fs/fs.h"
+#include "store/store.h"
+#include "test.h"
+
+#define HELLO "hello world\n"
+#define HELLO_B3 "b3:3FpO24JAsBgSQFLDMCcGlvlncaY7RSUKXBfTAA6CM1U=" /* b3sum | base64 */
+#define EMPTY_B3 "b3:rxNJufX5oaagQE3qNtzJSZvLJcmtwRK3zJqTyuQfMmI="
+#define SCRIPT "#!/bin/sh\necho hi\n"
+
+/* Fault injection: a BlobService that serves one blob with its first byte
+ * flipped (same size, same claimed digest). */
+struct evil_blobs {
+	struct casfs_blob_service base;
+	struct casfs_blob_service *inner;
+	uint8_t victim[CASFS_B3_LEN];
+};
+struct evil_reader {
+	struct casfs_blob_reader base;
+	struct casfs_blob_reader *inner;
+};
+
+static ssize_t evil_pread(struct casfs_blob_reader *r, void *buf, size_t len, uint64_t off)
+{
+	struct evil_reader *e = (struct evil_reader *)r;
+	ssize_t n = casfs_blob_reader_pread(e->inner, buf, len, off);
+	if (n > 0 && off == 0)
+		((uint8_t *)buf)[0] ^= 0x20;
+	return n;
+}
+static void evil_rclose(struct casfs_blob_reader *r)
+{
+	struct evil_reader *e = (struct evil_reader *)r;
+	casfs_blob_reader_close(e->inner);
+	free(e);
+}
+static const struct casfs_blob_reader_ops evil_reader_ops = {
+	.pread = evil_pread, .fd = NULL, .close = evil_rclose,
+};
+
+static int evil_stat(struct casfs_blob_service *s, const uint8_t d[CASFS_B3_LEN], uint64_t *sz)
+{
+	return casfs_blob_stat(((struct evil_blobs *)s)->inner, d, sz);
+}
+static int evil_open(struct casfs_blob_service *s, const uint8_t d[CASFS_B3_LEN],
+		     struct casfs_blob_reader **ret)
+{
+	struct evil_blobs *e = (struct evil_blobs *)s;
+	struct casfs_blob_reader *r;
+	int k = casfs_blob_open(e->inner, d, &r);
+	if (k < 0 || memcmp(d, e->victim, CASFS_B3_LEN) != 0) {
+		if (k >= 0)
+			*ret = r;
+		return k;
+	}
+	struct evil_reader *er = calloc(1, sizeof(*er));
+	er->base = *r;
+	er->base.ops = &evil_reader_ops;
+	er->inner = r;
+	*ret = &er->base;
+	return 0;
+}
+static int evil_create(struct casfs_blob_service *s, struct casfs_blob_writer **ret)
+{
+	return casfs_blob_create(((struct evil_blobs *)s)->inner, ret);
+}
+static void evil_free(struct casfs_blob_service *s)
+{
+	casfs_blob_service_free(((struct evil_blobs *)s)->inner);
+	free(s);
+}
+static const struct casfs_blob_service_ops evil_ops = {
+	.name = "evil", .stat = evil_stat, .open = evil_open, .create = evil_create,
+	.free = evil_free,
+};
+
+/* The fixture. */
+struct fixture {
+	struct casfs_store *store;
+	char name[6][64];   /* basenames of h1..h5 (index 1..5) */
+	uint8_t digest[6][CASFS_STORE_DIGEST_LEN];
+	uint8_t tree_digest[CASFS_B3_LEN], bin_digest[CASFS_B3_LEN], hello_blob[CASFS_B3_LEN];
+	uint8_t big[1500];
+	char log[1024];
+	int n_log;
+};
+
+static void basename_for(struct fixture *f, int k, const char *name)
+{
+	for (size_t i = 0; i < CASFS_STORE_DIGEST_LEN; i++)
+		f->digest[k][i] = (uint8_t)(k * 37 + i);
+	casfs_nixbase32_encode(f->digest[k], CASFS_STORE_DIGEST_LEN, f->name[k]);
+	strcat(f->name[k], "-");
+	strcat(f->name[k], name);
+}
+
+static int add_path(struct fixture *f, int k, struct casfs_node node, bool checked)
+{
+	struct casfs_pathinfo pi = { 0 };
+	pi.node = node;
+	pi.node.name = f->name[k];
+	pi.node.name_len = strlen(f->name[k]);
+	pi.has_narinfo = true;
+	struct casfs_error err = { 0 };
+	int r = checked ? casfs_store_add_pathinfo(f->store, f->digest[k], &pi, &err)
+			: casfs_pathinfo_put(f->store->pathinfos, f->digest[k], &pi, &err);
+	if (r < 0)
+		printf("  add_path %d: %s\n", k, casfs_error_message(&err, r));
+	return r;
+}
+
+static void fixture_log(void *userdata, enum casfs_fs_log_level level, const char *msg)
+{
+	struct fixture *f = userdata;
+	(void)level;
+	snprintf(f->log, sizeof(f->log), "%s", msg);
+	__atomic_add_fetch(&f->n_log, 1, __ATOMIC_RELAXED);
+}
+
+static int fixture_init(struct fixture *f)
+{
+	memset(f, 0, sizeof(*f));
+	struct casfs_error err = { 0 };
+	int r = casfs_store_open("memory:", CASFS_STORE_CREATE, &f->store, &err);
+	if (r < 0)
+		return r;
+	struct casfs_blob_service *b = f->store->blobs;
+	uint8_t empty_blob[CASFS_B3_LEN], script_blob[CASFS_B3_LEN], big_blob[CASFS_B3_LEN],
+		bad_blob[CASFS_B3_LEN];
+	for (size_t i = 0; i < sizeof(f->big); i++)
+		f->big[i] = (uint8_t)(i * 7 + i / 256);
+	if ((r = casfs_blob_put(b, HELLO, strlen(HELLO), f->hello_blob)) < 0 ||
+	    (r = casfs_blob_put(b, "", 0, empty_blob)) < 0 ||
+	    (r = casfs_blob_put(b, SCRIPT, strlen(SCRIPT), script_blob)) < 0 ||
+	    (r = casfs_blob_put(b, f->big, sizeof(f->big), big_blob)) < 0 ||
+	    (r = casfs_blob_put(b, "bad content", 11, bad_blob)) < 0)
+		return r;
+
+	struct casfs_directory dirs[3] = { { 0 } };
+	struct casfs_directory *bin = &dirs[0], *sub = &dirs[1], *top = &dirs[2];
+	uint8_t sub_digest[CASFS_B3_LEN];
+	uint64_t bin_size, sub_size;
+	if ((r = casfs_directory_add_file(bin, "hello", 5, script_blob, strlen(SCRIPT), true)) < 0 ||
+	    (r = casfs_directory_digest(bin, f->bin_digest)) < 0 ||
+	    (r = casfs_directory_size(bin, &bin_size)) < 0 ||
+	    (r = casfs_directory_digest(sub, sub_digest)) < 0 ||
+	    (r = casfs_directory_size(sub, &sub_size)) < 0 ||
+	    (r = casfs_directory_add_directory(top, "bin", 3, f->bin_digest, bin_size)) < 0 ||
+	    (r = casfs_directory_add_directory(top, "sub", 3, sub_digest, sub_size)) < 0 ||
+	    (r = casfs_directory_add_file(top, "big", 3, big_blob, sizeof(f->big), false)) < 0 ||
+	    (r = casfs_directory_add_file(top, "data.txt", 8, f->hello_blob, 12, false)) < 0 ||
+	    (r = casfs_directory_add_file(top, "empty", 5, empty_blob, 0, false)) < 0 ||
+	    (r = casfs_directory_add_file(top, "exe.txt", 7, f->hello_blob, 12, true)) < 0 ||
+	    (r = casfs_directory_add_file(top, "same.txt", 8, f->hello_blob, 12, false)) < 0 ||
+	    (r = casfs_directory_add_symlink(top, "link", 4, "data.txt", 8)) < 0)
+		return r;
+	casfs_directory_sort(top);
+	uint64_t top_size;
+	if ((r = casfs_directory_size(top, &top_size)) < 0 ||
+	    (r = casfs_directory_put_closure(f->store->directories, dirs, 3, f->tree_digest,
+					     &err)) < 0) {
+		printf("  closure: %s\n", casfs_error_message(&err, r));
+		return r;
+	}
+	for (int k = 0; k < 3; k++)
+		casfs_directory_release(&dirs[k]);
+
+	basename_for(f, 1, "tree");
+	basename_for(f, 2, "single");
+	basename_for(f, 3, "lnk");
+	basename_for(f, 4, "bad");
+	basename_for(f, 5, "gone");
+	struct casfs_node n = { .type = CASFS_NODE_DIRECTORY, .size = top_size, .digest_set = true };
+	memcpy(n.digest, f->tree_digest, CASFS_B3_LEN);
+	if ((r = add_path(f, 1, n, true)) < 0)
+		return r;
+	n = (struct casfs_node){ .type = CASFS_NODE_FILE, .size = 12, .digest_set = true };
+	memcpy(n.digest, f->hello_blob, CASFS_B3_LEN);
+	if ((r = add_path(f, 2, n, true)) < 0)
+		return r;
+	n = (struct casfs_node){ .type = CASFS_NODE_SYMLINK, .target = "/nix/store/elsewhere",
+				 .target_len = 20 };
+	if ((r = add_path(f, 3, n, true)) < 0)
+		return r;
+	n = (struct casfs_node){ .type = CASFS_NODE_FILE, .size = 11, .digest_set = true };
+	memcpy(n.digest, bad_blob, CASFS_B3_LEN);
+	if ((r = add_path(f, 4, n, true)) < 0)
+		return r;
+	n = (struct casfs_node){ .type = CASFS_NODE_FILE, .size = 5, .digest_set = true };
+	memset(n.digest, 0x55, CASFS_B3_LEN);
+	if ((r = add_path(f, 5, n, false)) < 0)
+		return r;
+
+	/* From now on, blob `bad` is served corrupted. */
+	struct evil_blobs *e = calloc(1, sizeof(*e));
+	e->base.ops = &evil_ops;
+	e->inner = f->store->blobs;
+	memcpy(e->victim, bad_blob, CASFS_B3_LEN);
+	f->store->blobs = &e->base;
+	return 0;
+}
+
+static struct casfs_fs *fixture_fs(struct fixture *f, bool list_root, bool no_verify)
+{
+	struct casfs_fs_options o = { .list_root = list_root, .no_verify = no_verify,
+				      .log = fixture_log, .log_userdata = f };
+	struct casfs_fs *fs = NULL;
+	if (casfs_fs_new(f->store, &o, &fs) < 0)
+		return NULL;
+	return fs;
+}
+
+#define SETUP(list_root, no_verify)                                                  \
+	struct fixture F;                                                            \
+	int setup_r = fixture_init(&F);                                              \
+	if (setup_r < 0)                                                             \
+		casfs_store_free(F.store);                                           \
+	CHECK_EQ_INT(setup_r, 0);                                                    \
+	struct casfs_fs *fs = fixture_fs(&F, list_root, no_verify);                  \
+	CHECK(fs != NULL)
+
+#define TEARDOWN() do { casfs_fs_free(fs); casfs_store_free(F.store); } while (0)
+
+/* Lookup a path relative to the root ("a/b/c"), counting one lookup on each
+ * component.  Returns the inode or -errno. */
+static long long walk(struct casfs_fs *fs, const char *path, struct stat *st)
+{
+	char buf[512];
+	snprintf(buf, sizeof(buf), "%s", path);
+	uint64_t ino = CASFS_FS_ROOT_INO;
+	char *save = NULL;
+	for (char *c = strtok_r(buf, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		int r = casfs_fs_lookup(fs, ino, c, st);
+		if (r < 0)
+			return r;
+		ino = st->st_ino;
+	}
+	return (long long)ino;
+}
+
+static char *path_in(struct fixture *f, int k, const char *sub)
+{
+	static __thread char buf[512];
+	snprintf(buf, sizeof(buf), "%s%s%s", f->name[k], sub ? "/" : "", sub ? sub : "");
+	return buf;
+}
+
+TEST(root_lookup_rejects_invalid_names)
+{
+	SETUP(false, false);
+	struct stat st;
+	const char *bad[] = {
+		"", "x", "foo-bar", ".", "..",
+		"00000000000000000000000000000000", /* no name */
+		"00000000000000000000000000000000-",
+		"0000000000000000000000000000000e-x", /* 'e' not in the alphabet */
+		"0000000000000000000000000000000-x",  /* 31 chars */
+		"00000000000000000000000000000000-.hidden",
+		"00000000000000000000000000000000-a/b",
+		"00000000000000000000000000000000-a b",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		CHECK_EQ_INT(casfs_fs_lookup(fs, CASFS_FS_ROOT_INO, bad[i], &st), -ENOENT);
+	/* Valid basename, unknown digest. */
+	CHECK_EQ_INT(casfs_fs_lookup(fs, CASFS_FS_ROOT_INO, "00000000000000000000000000000000-x", &st),
+		     -ENOENT);
+	/* Known digest, other name. */
+	char other[64];
+	memcpy(other, F.name[2], 33);
+	strcpy(other + 33, "other");
+	CHECK_EQ_INT(casfs_fs_lookup(fs, CASFS_FS_ROOT_INO, other, &st), -ENOENT);
+	TEARDOWN();
+}
+
+TEST(attributes)
+{
+	SETUP(false, false);
+	struct stat st;
+	CHECK_EQ_INT(casfs_fs_getattr(fs, CASFS_FS_ROOT_INO, &st), 0);
+	CHECK_EQ_INT(st.st_mode, S_IFDIR | 0555);
+	CHECK_EQ_INT(st.st_ino, CASFS_FS_ROOT_INO);
+
+	long long tree = walk(fs, path_in(&F, 1, NULL), &st);
+	CHECK(tree > 1);
+	CHECK_EQ_INT(st.st_mode, S_IFDIR | 0555);
+	CHECK_EQ_INT(st.st_nlink, 2);
+	CHECK_EQ_INT(st.st_uid, 0);
+	CHECK_EQ_INT(st.st_gid, 0);
+	CHECK_EQ_INT(st.st_mtim.tv_sec, 1);
+	CHECK_EQ_INT(st.st_atim.tv_sec, 1);
+	CHECK_EQ_INT(st.st_ctim.tv_sec, 1);
+	CHECK_EQ_INT(st.st_mtim.tv_nsec, 0);
+
+	CHECK(walk(fs, path_in(&F, 1, "big"), &st) > 1);
+	CHECK_EQ_INT(st.st_mode, S_IFREG | 0444);
+	CHECK_EQ_INT(st.st_size, 1500);
+	CHECK_EQ_INT(st.st_blocks, 3);
+	CHECK_EQ_INT(st.st_nlink, 1);
+	CHECK_EQ_INT(st.st_mtim.tv_sec, 1);
+
+	CHECK(walk(fs, path_in(&F, 1, "bin/hello"), &st) > 1);
+	CHECK_EQ_INT(st.st_mode, S_IFREG | 0555);
+	CHECK_EQ_INT(st.st_size, strlen(SCRIPT));
+	CHECK_EQ_INT(st.st_blocks, 1);
+
+	CHECK(walk(fs, path_in(&F, 1, "empty"), &st) > 1);
+	CHECK_EQ_INT(st.st_size, 0);
+	CHECK_EQ_INT(st.st_blocks, 0);
+
+	long long link = walk(fs, path_in(&F, 1, "link"), &st);
+	CHECK(link > 1);
+	CHECK_EQ_INT(st.st_mode, S_IFLNK | 0777);
+	CHECK_EQ_INT(st.st_size, 8);
+	CHECK_EQ_INT(st.st_nlink, 1);
+
+	/* getattr agrees with lookup. */
+	struct stat st2;
+	CHECK_EQ_INT(casfs_fs_getattr(fs, (uint64_t)link, &st2), 0);
+	CHECK_EQ_MEM(&st, &st2, sizeof(st));
+
+	CHECK(walk(fs, path_in(&F, 2, NULL), &st) > 1);
+	CHECK_EQ_INT(st.st_mode, S_IFREG | 0444);
+	CHECK_EQ_INT(st.st_size, 12);
+	CHECK(walk(fs, path_in(&F, 3, NULL), &st) > 1);
+	CHECK_EQ_INT(st.st_mode, S_IFLNK | 0777);
+	CHECK_EQ_INT(st.st_size, 20);
+
+	CHECK_EQ_INT(casfs_fs_getattr(fs, 12345, &st), -ESTALE);
+	TEARDOWN();
+}
+
+TEST(lookup_errors)
+{
+	SETUP(false, false);
+	struct stat st;
+	CHECK_EQ_INT(walk(fs, path_in(&F, 1, "nope"), &st), -ENOENT);
+	CHECK_EQ_INT(walk(fs, path_in(&F, 1, "bin/nope"), &st), -ENOENT);
+	CHECK_EQ_INT(walk(fs, path_in(&F, 1, "data.txt/x"), &st), -ENOTDIR);
+	CHECK_EQ_INT(walk(fs, path_in(&F, 2, "x"), &st), -ENOTDIR);
+	CHECK_EQ_INT(walk(fs, path_in(&F, 1, "Data.txt"), &st), -ENOENT);
+	CHECK_EQ_INT(casfs_fs_lookup(fs, 999, "x", &st), -ESTALE);
+	TEARDOWN();
+}
+
+TEST(sharing_and_stable_inode_numbers)
+{
+	SETUP(false, false);
+	struct stat st;
+	long long data = walk(fs, path_in(&F, 1, "data.txt"), &st);
+	long long same = walk(fs, path_in(&F, 1, "same.txt"), &st);
+	long long single = walk(fs, path_in(&F, 2, NULL), &st);
+	long long exe = walk(fs, path_in(&F, 1, "exe.txt"), &st);
+	long long bin = walk(fs, path_in(&F, 1, "bin"), &st);
+	long long sub = walk(fs, path_in(&F, 1, "sub"), &st);
+	CHECK(data > 1);
+	/* Same content and flag: one inode, still nlink 1. */
+	CHECK_EQ_INT(same, data);
+	CHECK_EQ_INT(single, data);
+	CHECK_EQ_INT(st.st_nlink, 2);
+	CHECK(exe != data);
+	CHECK(bin != sub);
+
+	/* Forget everything; the numbers come back the same. */
+	long long tree = walk(fs, path_in(&F, 1, NULL), &st);
+	casfs_fs_forget(fs, (uint64_t)tree, 6); /* 5 walks through it + this one */
+	casfs_fs_forget(fs, (uint64_t)data, 3);
+	casfs_fs_forget(fs, (uint64_t)exe, 1);
+	casfs_fs_forget(fs, (uint64_t)bin, 1);
+	casfs_fs_forget(fs, (uint64_t)sub, 1);
+	CHECK_EQ_INT(casfs_fs_getattr(fs, (uint64_t)tree, &st), -ESTALE);
+	CHECK_EQ_INT(casfs_fs_getattr(fs, (uint64_t)data, &st), -ESTALE);
+	CHECK_EQ_INT(casfs_fs_getattr(fs, (uint64_t)bin, &st), -ESTALE);
+
+	struct fixture *fp = &F;
+	struct casfs_fs *fs2 = fixture_fs(fp, false, false); /* a second mount, too */
+	CHECK(fs2 != NULL);
+	CHECK_EQ_INT(walk(fs, path_in(&F, 1, "data.txt"), &st), data);
+	CHECK_EQ_INT(walk(fs, path_in(&F, 1, "bin"), &st), bin);
+	CHECK_EQ_INT(walk(fs, path_in(&F, 1, NULL), &st), tree);
+	CHECK_EQ_INT(walk(fs2, path_in(&F, 1, "sub"), &st), sub);
+	casfs_fs_free(fs2);
+	TEARDOWN();
+}
+
+TEST(forget_counts_lookups)
+{
+	SETUP(false, false);
+	struct stat st;
+	long long tree = walk(fs, path_in(&F, 1, NULL), &st);
+	CHECK_EQ_INT(walk(fs, path_in(&F, 1, NULL), &st), tree);
+	casfs_fs_forget(fs, (uint64_t)tree, 1);
+	CHECK_EQ_INT(casfs_fs_getattr(fs, (uint64_t)tree, &st), 0);
+	casfs_fs_forget(fs, (uint64_t)tree, 1);
+	CHECK_EQ_INT(casfs_fs_getattr(fs, (uint64_t)tree, &st), -ESTALE);
+	/* Over-forgetting, unknown inodes and the root are harmless. */
+	casfs_fs_forget(fs, (uint64_t)tree, 5);
+	casfs_fs_forget(fs, 77777, 1);
+	casfs_fs_forget(fs, CASFS_FS_ROOT_INO, 100);
+	CHECK_EQ_INT(casfs_fs_getattr(fs, CASFS_FS_ROOT_INO, &st), 0);
+
+	/* A child outlives its forgotten parent. */
+	long long bin = walk(fs, path_in(&F, 1, "bin"), &st);
+	casfs_fs_forget(fs, (uint64_t)tree, 1);
+	CHECK_EQ_INT(casfs_fs_getattr(fs, (uint64_t)tree, &st), -ESTALE);
+	CHECK_EQ_INT(casfs_fs_lookup(fs, (uint64_t)bin, "hello", &st), 0);
+	CHECK_EQ_INT(st.st_mode, S_IFREG | 0555);
+
+	/* An open directory handle pins its inode. */
+	struct casfs_fs_dir *d;
+	CHECK_EQ_INT(casfs_fs_opendir(fs, (uint64_t)bin, &d), 0);
+	casfs_fs_forget(fs, (uint64_t)bin, 1);
+	CHECK_EQ_INT(casfs_fs_getattr(fs, (uint64_t)bin, &st), 0);
+	casfs_fs_releasedir(fs, d);
+	CHECK_EQ_INT(casfs_fs_getattr(fs, (uint64_t)bin, &st), -ESTALE);
+	TEARDOWN();
+}
+
+struct listing {
+	char names[32][300];
+	struct stat attrs[32];
+	uint64_t next[32];
+	int n, limit;
+};
+
+static int collect(void *userdata, const char *name, const struct stat *attr, uint64_t next)
+{
+	struct listing *l = userdata;
+	if (l->n >= l->limit)
+		return 1;
+	snprintf(l->names[l->n], sizeof(l->names[0]), "%s", name);
+	l->attrs[l->n] = *attr;
+	l->next[l->n] = next;
+	l->n++;
+	return 0;
+}
+
+TEST(readdir_order_offsets_and_plus)
+{
+	SETUP(false, false);
+	struct stat st;
+	long long tree = walk(fs, path_in(&F, 1, NULL), &st);
+	struct casfs_fs_dir *d;
+	CHECK_EQ_INT(casfs_fs_opendir(fs, (uint64_t)tree, &d), 0);
+	struct listing l = { .limit = 32 };
+	CHECK_EQ_INT(casfs_fs_readdir(fs, d, 0, false, collect, &l), 0);
+	const char *want[] = { ".", "..", "big", "bin", "data.txt", "empty", "exe.txt",
+			       "link", "same.txt", "sub" };
+	CHECK_EQ_INT(l.n, ARRAY_SIZE(want));
+	for (int i = 0; i < l.n; i++) {
+		CHECK_EQ_STR(l.names[i], want[i]);
+		CHECK_EQ_INT(l.next[i], i + 1);
+	}
+	CHECK_EQ_INT(l.attrs[0].st_ino, tree);
+	CHECK_EQ_INT(l.attrs[1].st_ino, CASFS_FS_ROOT_INO);
+	CHECK_EQ_INT(l.attrs[3].st_mode, S_IFDIR | 0555);
+	CHECK_EQ_INT(l.attrs[6].st_mode, S_IFREG | 0555);
+	CHECK_EQ_INT(l.attrs[7].st_mode, S_IFLNK | 0777);
+	/* d_ino equals what lookup gives. */
+	CHECK_EQ_INT(walk(fs, path_in(&F, 1, "link"), &st), l.attrs[7].st_ino);
+
+	/* Resume in the middle, with a small "buffer". */
+	struct listing l2 = { .limit = 3 };
+	CHECK_EQ_INT(casfs_fs_readdir(fs, d, 4, false, collect, &l2), 0);
+	CHECK_EQ_INT(l2.n, 3);
+	CHECK_EQ_STR(l2.names[0], "data.txt");
+	CHECK_EQ_STR(l2.names[2], "exe.txt");
+	CHECK_EQ_INT(l2.next[2], 7);
+	struct listing l3 = { .limit = 32 };
+	CHECK_EQ_INT(casfs_fs_readdir(fs, d, 100, false, collect, &l3), 0);
+	CHECK_EQ_INT(l3.n, 0);
+	casfs_fs_releasedir(fs, d);
+
+	/* readdirplus: every taken entry counts one lookup, refused ones none. */
+	CHECK_EQ_INT(casfs_fs_opendir(fs, (uint64_t)tree, &d), 0);
+	struct listing p = { .limit = 5 }; /* ., .., big, bin, data.txt */
+	CHECK_EQ_INT(casfs_fs_readdir(fs, d, 0, true, collect, &p), 0);
+	CHECK_EQ_INT(p.n, 5);
+	casfs_fs_releasedir(fs, d);
+	uint64_t bin = p.attrs[3].st_ino, big = p.attrs[2].st_ino;
+	CHECK_EQ_INT(casfs_fs_getattr(fs, bin, &st), 0);
+	CHECK_EQ_INT(st.st_mode, S_IFDIR | 0555);
+	CHECK_EQ_INT(casfs_fs_getattr(fs, big, &st), 0);
+	CHECK_EQ_INT(st.st_size, 1500);
+	casfs_fs_forget(fs, bin, 1);
+	CHECK_EQ_INT(casfs_fs_getattr(fs, bin, &st), -ESTALE);
+	/* exe.txt was refused, so it has no inode. */
+	CHECK_EQ_INT(casfs_fs_getattr(fs, l.attrs[6].st_ino, &st), -ESTALE);
+
+	/* Empty directory; readdir of a file. */
+	long long sub = walk(fs, path_in(&F, 1, "sub"), &st);
+	CHECK_EQ_INT(casfs_fs_opendir(fs, (uint64_t)sub, &d), 0);
+	struct listing e = { .limit = 32 };
+	CHECK_EQ_INT(casfs_fs_readdir(fs, d, 0, true, collect, &e), 0);
+	CHECK_EQ_INT(e.n, 2);
+	CHECK_EQ_INT(e.attrs[1].st_ino, tree);
+	casfs_fs_releasedir(fs, d);
+	CHECK_EQ_INT(casfs_fs_opendir(fs, (uint64_t)big, &d), -ENOTDIR);
+	TEARDOWN();
+}
+
+TEST(root_listing)
+{
+	struct stat st;
+	{
+		SETUP(false, false);
+		struct casfs_fs_dir *d = NULL;
+		CHECK_EQ_INT(casfs_fs_opendir(fs, CASFS_FS_ROOT_INO, &d), -EPERM);
+		TEARDOWN();
+	}
+	SETUP(true, false);
+	struct casfs_fs_dir *d = NULL;
+	CHECK_EQ_INT(casfs_fs_opendir(fs, CASFS_FS_ROOT_INO, &d), 0);
+	struct listing l = { .limit = 32 };
+	CHECK_EQ_INT(casfs_fs_readdir(fs, d, 0, true, collect, &l), 0);
+	casfs_fs_releasedir(fs, d);
+	CHECK_EQ_INT(l.n, 2 + 5);
+	int seen = 0;
+	for (int i = 2; i < l.n; i++)
+		for (int k = 1; k <= 5; k++)
+			if (!strcmp(l.names[i], F.name[k])) {
+				seen |= 1 << k;
+				/* Same inode as a lookup would give. */
+				CHECK_EQ_INT(casfs_fs_lookup(fs, CASFS_FS_ROOT_INO, F.name[k], &st), 0);
+				CHECK_EQ_INT(st.st_ino, l.attrs[i].st_ino);
+			}
+	CHECK_EQ_INT(seen, 0x3e);
+	TEARDOWN();
+}
+
+TEST(store_paths_added_while_mounted)
+{
+	SETUP(false, false);
+	struct stat st;
+	char name[64];
+	uint8_t digest[CASFS_STORE_DIGEST_LEN];
+	memset(digest, 0xab, sizeof(digest));
+	casfs_nixbase32_encode(digest, sizeof(digest), name);
+	strcat(name, "-late");
+	CHECK_EQ_INT(casfs_fs_lookup(fs, CASFS_FS_ROOT_INO, name, &st), -ENOENT);
+	struct casfs_pathinfo pi = { 0 };
+	pi.node = (struct casfs_node){ .type = CASFS_NODE_SYMLINK, .name = name,
+				       .name_len = strlen(name), .target = "t", .target_len = 1 };
+	pi.has_narinfo = true;
+	CHECK_EQ_INT(casfs_store_add_pathinfo(F.store, digest, &pi, NULL), 0);
+	CHECK_EQ_INT(casfs_fs_lookup(fs, CASFS_FS_ROOT_INO, name, &st), 0);
+	CHECK_EQ_INT(st.st_mode, S_IFLNK | 0777);
+	TEARDOWN();
+}
+
+TEST(read_and_readlink)
+{
+	SETUP(false, false);
+	struct stat st;
+	long long big = walk(fs, path_in(&F, 1, "big"), &st);
+	struct casfs_fs_file *f;
+	CHECK_EQ_INT(casfs_fs_open(fs, (uint64_t)big, O_RDONLY, &f), 0);
+	uint8_t buf[4096];
+	CHECK_EQ_INT(casfs_fs_read(fs, f, buf, sizeof(buf), 0), 1500);
+	CHECK_EQ_MEM(buf, F.big, 1500);
+	CHECK_EQ_INT(casfs_fs_read(fs, f, buf, 100, 1000), 100);
+	CHECK_EQ_MEM(buf, F.big + 1000, 100);
+	CHECK_EQ_INT(casfs_fs_read(fs, f, buf, 1000, 1000), 500);
+	CHECK_EQ_MEM(buf, F.big + 1000, 500);
+	CHECK_EQ_INT(casfs_fs_read(fs, f, buf, 10, 1500), 0);
+	CHECK_EQ_INT(casfs_fs_read(fs, f, buf, 10, UINT64_MAX), 0);
+	uint64_t size;
+	CHECK_EQ_INT(casfs_fs_file_fd(f, &size), -1); /* memory backend */
+	CHECK_EQ_INT(size, 1500);
+	casfs_fs_release(fs, f);
+
+	long long empty = walk(fs, path_in(&F, 1, "empty"), &st);
+	CHECK_EQ_INT(casfs_fs_open(fs, (uint64_t)empty, O_RDONLY, &f), 0);
+	CHECK_EQ_INT(casfs_fs_read(fs, f, buf, 10, 0), 0);
+	casfs_fs_release(fs, f);
+
+	long long root_file = walk(fs, path_in(&F, 2, NULL), &st);
+	CHECK_EQ_INT(casfs_fs_open(fs, (uint64_t)root_file, O_RDONLY | O_NOFOLLOW, &f), 0);
+	CHECK_EQ_INT(casfs_fs_read(fs, f, buf, sizeof(buf), 0), 12);
+	CHECK_EQ_MEM(buf, HELLO, 12);
+	casfs_fs_release(fs, f);
+
+	CHECK_EQ_INT(casfs_fs_open(fs, (uint64_t)root_file, O_WRONLY, &f), -EROFS);
+	CHECK_EQ_INT(casfs_fs_open(fs, (uint64_t)root_file, O_RDWR, &f), -EROFS);
+	CHECK_EQ_INT(casfs_fs_open(fs, (uint64_t)root_file, O_RDONLY | O_TRUNC, &f), -EROFS);
+	long long tree = walk(fs, path_in(&F, 1, NULL), &st);
+	CHECK_EQ_INT(casfs_fs_open(fs, (uint64_t)tree, O_RDONLY, &f), -EISDIR);
+
+	char *t = NULL;
+	long long link = walk(fs, path_in(&F, 1, "link"), &st);
+	CHECK_EQ_INT(casfs_fs_open(fs, (uint64_t)link, O_RDONLY, &f), -ELOOP);
+	CHECK_EQ_INT(casfs_fs_readlink(fs, (uint64_t)link, &t), 0);
+	CHECK_EQ_STR(t, "data.txt");
+	free(t);
+	long long lnk = walk(fs, path_in(&F, 3, NULL), &st);
+	CHECK_EQ_INT(casfs_fs_readlink(fs, (uint64_t)lnk, &t), 0);
+	CHECK_EQ_STR(t, "/nix/store/elsewhere");
+	free(t);
+	CHECK_EQ_INT(casfs_fs_readlink(fs, (uint64_t)root_file, &t), -EINVAL);
+	CHECK_EQ_INT(casfs_fs_readlink(fs, (uint64_t)tree, &t), -EINVAL);
+	CHECK_EQ_INT(F.n_log, 0);
+	TEARDOWN();
+}
+
+TEST(corrupt_blob_is_eio_and_logged)
+{
+	SETUP(false, false);
+	struct stat st;
+	long long bad = walk(fs, path_in(&F, 4, NULL), &st);
+	CHECK(bad > 1);
+	struct casfs_fs_file *f = NULL;
+	CHECK_EQ_INT(casfs_fs_open(fs, (uint64_t)bad, O_RDONLY, &f), -EIO);
+	CHECK_EQ_INT(F.n_log, 1);
+	char b3[CASFS_B3_STR_LEN + 1];
+	uint8_t d[CASFS_B3_LEN];
+	casfs_b3("bad content", 11, d);
+	casfs_b3_format(d, b3);
+	CHECK(strstr(F.log, b3) != NULL);
+	/* Every attempt fails (failures are not cached as successes)... */
+	CHECK_EQ_INT(casfs_fs_open(fs, (uint64_t)bad, O_RDONLY, &f), -EIO);
+	CHECK_EQ_INT(F.n_log, 2);
+	/* ...while the rest keeps working. */
+	long long good = walk(fs, path_in(&F, 2, NULL), &st);
+	CHECK_EQ_INT(casfs_fs_open(fs, (uint64_t)good, O_RDONLY, &f), 0);
+	casfs_fs_release(fs, f);
+
+	/* A missing blob is EIO too, naming the digest. */
+	long long gone = walk(fs, path_in(&F, 5, NULL), &st);
+	CHECK(gone > 1);
+	CHECK_EQ_INT(casfs_fs_open(fs, (uint64_t)gone, O_RDONLY, &f), -EIO);
+	memset(d, 0x55, sizeof(d));
+	casfs_b3_format(d, b3);
+	CHECK(strstr(F.log, b3) != NULL);
+	TEARDOWN();
+}
+
+TEST(no_verify_serves_unverified)
+{
+	SETUP(false, true);
+	struct stat st;
+	long long bad = walk(fs, path_in(&F, 4, NULL), &st);
+	struct casfs_fs_file *f = NULL;
+	CHECK_EQ_INT(casfs_fs_open(fs, (uint64_t)bad, O_RDONLY, &f), 0);
+	char buf[32];
+	CHECK_EQ_INT(casfs_fs_read(fs, f, buf, sizeof(buf), 0), 11);
+	CHECK_EQ_MEM(buf, "Bad content", 11);
+	casfs_fs_release(fs, f);
+	TEARDOWN();
+}
+
+TEST(xattrs)
+{
+	SETUP(false, false);
+	struct stat st;
+	char buf[128];
+	long long data = walk(fs, path_in(&F, 1, "data.txt"), &st);
+	CHECK_EQ_INT(casfs_fs_getxattr(fs, (uint64_t)data, CASFS_FS_XATTR_BLOB, NULL, 0), 47);
+	CHECK_EQ_INT(casfs_fs_getxattr(fs, (uint64_t)data, CASFS_FS_XATTR_BLOB, buf, 46), -ERANGE);
+	memset(buf, 0, sizeof(buf));
+	CHECK_EQ_INT(casfs_fs_getxattr(fs, (uint64_t)data, CASFS_FS_XATTR_BLOB, buf, sizeof(buf)),
+		     47);
+	CHECK_EQ_STR(buf, HELLO_B3);
+	CHECK_EQ_INT(casfs_fs_getxattr(fs, (uint64_t)data, CASFS_FS_XATTR_DIRECTORY, buf, 128),
+		     -ENODATA);
+	CHECK_EQ_INT(casfs_fs_getxattr(fs, (uint64_t)data, "user.other", buf, 128), -ENODATA);
+
+	long long empty = walk(fs, path_in(&F, 1, "empty"), &st);
+	memset(buf, 0, sizeof(buf));
+	CHECK_EQ_INT(casfs_fs_getxattr(fs, (uint64_t)empty, CASFS_FS_XATTR_BLOB, buf, 47), 47);
+	CHECK_EQ_STR(buf, EMPTY_B3);
+
+	/* sub is the empty Directory: its digest is BLAKE3 of nothing. */
+	long long sub = walk(fs, path_in(&F, 1, "sub"), &st);
+	memset(buf, 0, sizeof(buf));
+	CHECK_EQ_INT(casfs_fs_getxattr(fs, (uint64_t)sub, CASFS_FS_XATTR_DIRECTORY, buf, 128), 47);
+	CHECK_EQ_STR(buf, EMPTY_B3);
+	CHECK_EQ_INT(casfs_fs_getxattr(fs, (uint64_t)sub, CASFS_FS_XATTR_BLOB, buf, 128), -ENODATA);
+	long long tree = walk(fs, path_in(&F, 1, NULL), &st);
+	char want[CASFS_B3_STR_LEN + 1];
+	casfs_b3_format(F.tree_digest, want);
+	memset(buf, 0, sizeof(buf));
+	CHECK_EQ_INT(casfs_fs_getxattr(fs, (uint64_t)tree, CASFS_FS_XATTR_DIRECTORY, buf, 128), 47);
+	CHECK_EQ_STR(buf, want);
+
+	/* listxattr with its size probe. */
+	CHECK_EQ_INT(casfs_fs_listxattr(fs, (uint64_t)data, NULL, 0),
+		     sizeof(CASFS_FS_XATTR_BLOB));
+	CHECK_EQ_INT(casfs_fs_listxattr(fs, (uint64_t)data, buf, 5), -ERANGE);
+	CHECK_EQ_INT(casfs_fs_listxattr(fs, (uint64_t)data, buf, sizeof(buf)),
+		     sizeof(CASFS_FS_XATTR_BLOB));
+	CHECK_EQ_MEM(buf, CASFS_FS_XATTR_BLOB, sizeof(CASFS_FS_XATTR_BLOB));
+	CHECK_EQ_INT(casfs_fs_listxattr(fs, (uint64_t)tree, buf, sizeof(buf)),
+		     sizeof(CASFS_FS_XATTR_DIRECTORY));
+	CHECK_EQ_MEM(buf, CASFS_FS_XATTR_DIRECTORY, sizeof(CASFS_FS_XATTR_DIRECTORY));
+
+	/* Symlinks and the root carry none. */
+	long long link = walk(fs, path_in(&F, 1, "link"), &st);
+	CHECK_EQ_INT(casfs_fs_listxattr(fs, (uint64_t)link, buf, sizeof(buf)), 0);
+	CHECK_EQ_INT(casfs_fs_getxattr(fs, (uint64_t)link, CASFS_FS_XATTR_BLOB, buf, 128), -ENODATA);
+	CHECK_EQ_INT(casfs_fs_listxattr(fs, CASFS_FS_ROOT_INO, buf, sizeof(buf)), 0);
+	CHECK_EQ_INT(casfs_fs_getxattr(fs, CASFS_FS_ROOT_INO, CASFS_FS_XATTR_DIRECTORY, buf, 128),
+		     -ENODATA);
+	CHECK_EQ_INT(casfs_fs_getxattr(fs, 4242, CASFS_FS_XATTR_BLOB, buf, 128), -ESTALE);
+
+	struct statvfs sv;
+	CHECK_EQ_INT(casfs_fs_statfs(fs, CASFS_FS_ROOT_INO, &sv), 0);
+	CHECK_EQ_INT(sv.f_namemax, 255);
+	TEARDOWN();
+}
+
+/* Many threads looking up, listing, reading and forgetting at once; run
+ * under ASan this catches use-after-free in the inode lifetime. */
+struct worker {
+	struct casfs_fs *fs;
+	struct fixture *f;
+	int failures;
+};
+
+/* Like walk(), recording every inode looked up so it can be forgotten. */
+static int walk_all(struct casfs_fs *fs, const char *path, uint64_t inos[8], int *n,
+		    struct stat *st)
+{
+	char buf[512];
+	snprintf(buf, sizeof(buf), "%s", path);
+	uint64_t ino = CASFS_FS_ROOT_INO;
+	char *save = NULL;
+	*n = 0;
+	for (char *c = strtok_r(buf, "/", &save); c && *n < 8; c = strtok_r(NULL, "/", &save)) {
+		int r = casfs_fs_lookup(fs, ino, c, st);
+		if (r < 0)
+			return r;
+		ino = inos[(*n)++] = st->st_ino;
+	}
+	return 0;
+}
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	const char *paths[] = { "big", "bin/hello", "data.txt", "same.txt", "exe.txt", "sub" };
+	for (int iter = 0; iter < 300; iter++) {
+		struct stat st;
+		uint64_t inos[8];
+		int n = 0;
+		const char *p = paths[iter % ARRAY_SIZE(paths)];
+		if (walk_all(w->fs, path_in(w->f, 1, p), inos, &n, &st) < 0) {
+			w->failures++;
+			continue;
+		}
+		uint64_t ino = inos[n - 1], tree = inos[0];
+		if (S_ISREG(st.st_mode)) {
+			struct casfs_fs_file *f;
+			char buf[2048];
+			if (casfs_fs_open(w->fs, ino, O_RDONLY, &f) < 0) {
+				w->failures++;
+			} else {
+				if (casfs_fs_read(w->fs, f, buf, sizeof(buf), 0) != st.st_size)
+					w->failures++;
+				casfs_fs_release(w->fs, f);
+			}
+		} else {
+			struct casfs_fs_dir *d;
+			struct listing l = { .limit = 32 };
+			if (casfs_fs_opendir(w->fs, tree, &d) < 0) {
+				w->failures++;
+			} else {
+				if (casfs_fs_readdir(w->fs, d, 0, true, collect, &l) < 0 || l.n != 10)
+					w->failures++;
+				casfs_fs_releasedir(w->fs, d);
+				for (int i = 2; i < l.n; i++)
+					casfs_fs_forget(w->fs, l.attrs[i].st_ino, 1);
+			}
+		}
+		for (int i = 0; i < n; i++)
+			casfs_fs_forget(w->fs, inos[i], 1);
+	}
+	return NULL;
+}
+
+TEST(concurrent_use)
+{
+	SETUP(false, false);
+	pthread_t t[8];
+	struct worker w[8];
+	for (int i = 0; i < 8; i++) {
+		w[i] = (struct worker){ fs, &F, 0 };
+		CHECK_EQ_INT(pthread_create(&t[i], NULL, work, &w[i]), 0);
+	}
+	int failures = 0;
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		failures += w[i].failures;
+	}
+	CHECK_EQ_INT(failures, 0);
+	/* Everything was forgotten: the tree is gone from the table. */
+	struct stat st;
+	uint64_t tree_ino;
+	{
+		long long tree = walk(fs, path_in(&F, 1, NULL), &st);
+		tree_ino = (uint64_t)tree;
+		casfs_fs_forget(fs, tree_ino, 1);
+	}
+	CHECK_EQ_INT(casfs_fs_getattr(fs, tree_ino, &st), -ESTALE);
+	TEARDOWN();
+}
