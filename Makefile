@@ -111,9 +111,13 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/demo.sh
 
+$(BUILD)/bench-hashbound: bench/hashbound.c $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
 bench: deps
-	@$(MAKE) --no-print-directory all
-	@sh bench/import.sh
+	@$(MAKE) --no-print-directory all $(BUILD)/bench-hashbound
+	@bash bench/import.sh
 
 clean:
 	rm -rf build build-asan build-fuzz

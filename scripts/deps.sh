@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev llvm \
 librust-blake3-dev libssl-dev liblmdb-dev libfuse3-dev fuse3 \
-nix-bin attr squashfuse squashfs-tools fio python3"
+nix-bin attr squashfuse squashfs-tools fio python3 bc time xxd"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

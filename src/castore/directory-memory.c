@@ -100,7 +100,8 @@ static int mem_put_many(struct casfs_directory_service *s, const struct casfs_di
 			goto out;
 		}
 		memcpy(recs[i]->digest, e[i].digest, CASFS_B3_LEN);
-		memcpy(recs[i]->encoded, e[i].encoded, e[i].encoded_len);
+		if (e[i].encoded_len)
+			memcpy(recs[i]->encoded, e[i].encoded, e[i].encoded_len);
 		recs[i]->encoded_len = e[i].encoded_len;
 	}
 

@@ -12,7 +12,6 @@
 /* The userdata of the FUSE session: everything an operation needs. */
 struct casfs_fuse {
 	struct casfs_fs *fs; /* borrowed */
-	bool list_root;      /* root listing changes: do not let the kernel cache it */
 };
 
 /* Immutable content: the kernel may cache entries and attributes as long

@@ -69,78 +69,32 @@ static int read_full(struct walk *w, int fd, uint8_t *p, size_t n, struct casfs_
 	return 0;
 }
 
-/* Small files: one read into memory, then NAR hash and ingest. */
-static int import_small_file(struct walk *w, int fd, const char *name, size_t name_len, bool exec,
-			     uint64_t size, struct casfs_error *err)
+/* Stream a file's content to the NAR hash and the ingest, chunk by chunk;
+ * the ingest stores the blob on its worker thread meanwhile. */
+static int import_content(struct walk *w, int fd, uint64_t size, struct casfs_error *err)
 {
-	int r = read_full(w, fd, w->buf, (size_t)size, err);
-	if (r < 0)
-		return r;
-	r = casfs_nar_writer_file_data(&w->nar, w->buf, (size_t)size);
-	if (r < 0)
-		return r;
-	r = casfs_ingest_file_begin(w->ingest, name, name_len, exec, size, err);
-	if (r >= 0)
-		r = casfs_ingest_file_data(w->ingest, w->buf, (size_t)size, err);
-	if (r >= 0)
-		r = casfs_ingest_file_end(w->ingest, err);
-	return r;
-}
-
-/* Large files: hash pass (NAR SHA-256 + BLAKE3); a copy pass only when the
- * blob is not present yet, committed only if it hashes the same. */
-static int import_large_file(struct walk *w, int fd, const char *name, size_t name_len, bool exec,
-			     uint64_t size, struct casfs_error *err)
-{
-	struct casfs_b3_hasher h;
-	casfs_b3_init(&h);
-	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if (size > READ_CHUNK)
+		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	for (uint64_t off = 0; off < size;) {
 		size_t n = (size_t)MIN((uint64_t)READ_CHUNK, size - off);
 		int r = read_full(w, fd, w->buf, n, err);
 		if (r < 0)
 			return r;
-		casfs_b3_update(&h, w->buf, n);
+		r = casfs_ingest_file_data(w->ingest, w->buf, n, err);
+		if (r < 0)
+			return r;
 		r = casfs_nar_writer_file_data(&w->nar, w->buf, n);
 		if (r < 0)
 			return r;
 		off += n;
 	}
-	uint8_t digest[CASFS_B3_LEN];
-	casfs_b3_final(&h, digest);
-
-	uint64_t have;
-	int r = casfs_blob_stat(w->store->blobs, digest, &have);
-	if (r < 0 || have != size) {
-		struct casfs_blob_writer *bw;
-		r = casfs_blob_create(w->store->blobs, &bw);
-		if (r < 0)
-			return io_error(w, r, "cannot store", err);
-		for (uint64_t off = 0; off < size;) {
-			size_t n = (size_t)MIN((uint64_t)READ_CHUNK, size - off);
-			ssize_t k = pread(fd, w->buf, n, (off_t)off);
-			if (k <= 0) {
-				casfs_blob_writer_abort(bw);
-				if (k == 0)
-					return casfs_error_set(err, -EIO, "'%s' changed while being imported",
-							       w->path);
-				return io_error(w, casfs_neg_errno(), "cannot read", err);
-			}
-			r = casfs_blob_writer_write(bw, w->buf, (size_t)k);
-			if (r < 0) {
-				casfs_blob_writer_abort(bw);
-				return io_error(w, r, "cannot store", err);
-			}
-			off += (uint64_t)k;
-		}
-		uint8_t got[CASFS_B3_LEN];
-		r = casfs_blob_writer_commit(bw, digest, got, &have);
-		if (r == -EBADMSG)
-			return casfs_error_set(err, -EIO, "'%s' changed while being imported", w->path);
-		if (r < 0)
-			return io_error(w, r, "cannot store", err);
-	}
-	return casfs_ingest_file_known(w->ingest, name, name_len, exec, digest, size, err);
+	/* a file that grew while we read it must not go in half-read */
+	char extra;
+	ssize_t k = read(fd, &extra, 1);
+	if (k != 0)
+		return k < 0 ? io_error(w, casfs_neg_errno(), "cannot read", err)
+			     : casfs_error_set(err, -EIO, "'%s' changed while being imported", w->path);
+	return 0;
 }
 
 static int import_file(struct walk *w, int dirfd, const char *fsname, const char *name,
@@ -157,16 +111,16 @@ static int import_file(struct walk *w, int dirfd, const char *fsname, const char
 	bool exec = (st2.st_mode & S_IXUSR) != 0;
 	uint64_t size = (uint64_t)st2.st_size;
 	int r = casfs_nar_writer_file_begin(&w->nar, exec, size);
-	if (r < 0)
-		return r;
-	if (size <= CASFS_INGEST_SMALL_FILE)
-		r = import_small_file(w, fd, name, name_len, exec, size, err);
-	else
-		r = import_large_file(w, fd, name, name_len, exec, size, err);
-	if (r < 0)
-		return r;
+	if (r >= 0)
+		r = casfs_ingest_file_begin(w->ingest, name, name_len, exec, size, err);
+	if (r >= 0)
+		r = import_content(w, fd, size, err);
+	if (r >= 0)
+		r = casfs_ingest_file_end(w->ingest, err);
+	if (r >= 0)
+		r = casfs_nar_writer_file_end(&w->nar);
 	progress(w);
-	return casfs_nar_writer_file_end(&w->nar);
+	return r;
 }
 
 static int import_symlink(struct walk *w, int dirfd, const char *fsname, const char *name,
@@ -240,7 +194,8 @@ static int read_names(struct walk *w, int fd, char ***ret, size_t *ret_n, struct
 		free_names(names, n);
 		return r;
 	}
-	qsort(names, n, sizeof(*names), cmp_names);
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_names);
 	*ret = names;
 	*ret_n = n;
 	return 0;

@@ -6,6 +6,10 @@
 
 #include "../basic/keyset.h"
 #include "../basic/util.h"
+#include "../castore/blob-worker.h"
+
+/* Bytes of file content queued for the blob worker at most. */
+#define INGEST_MAX_INFLIGHT (32u << 20)
 
 /* A directory being filled: its entries arrive in NAR (= sorted) order. */
 struct open_dir {
@@ -35,9 +39,12 @@ struct casfs_ingest {
 	size_t file_name_len;
 	bool file_exec;
 	uint64_t file_size, file_seen;
-	uint8_t *small;             /* content of a small file */
-	struct casfs_blob_writer *writer; /* large file */
-	struct casfs_b3_hasher hasher;
+	uint8_t *small;             /* content of a small file, handed to the worker */
+
+	/* Blobs are hashed and stored on this thread; file nodes are added with
+	 * a placeholder digest and patched when the worker is drained (before
+	 * any directory digest is computed). */
+	struct casfs_blob_worker *worker;
 
 	uint64_t n_files, n_bytes;
 };
@@ -48,6 +55,10 @@ struct casfs_ingest *casfs_ingest_new(struct casfs_store *store)
 	if (!in)
 		return NULL;
 	in->store = store;
+	if (casfs_blob_worker_new(store->blobs, INGEST_MAX_INFLIGHT, &in->worker) < 0) {
+		free(in);
+		return NULL;
+	}
 	return in;
 }
 
@@ -55,6 +66,7 @@ void casfs_ingest_free(struct casfs_ingest *in)
 {
 	if (!in)
 		return;
+	casfs_blob_worker_free(in->worker);
 	for (size_t i = 0; i < in->depth; i++) {
 		casfs_directory_release(&in->stack[i].dir);
 		free(in->stack[i].name);
@@ -67,7 +79,6 @@ void casfs_ingest_free(struct casfs_ingest *in)
 	casfs_node_release(&in->root);
 	free(in->file_name);
 	free(in->small);
-	casfs_blob_writer_abort(in->writer);
 	free(in);
 }
 
@@ -94,6 +105,8 @@ static int closure_add(struct casfs_ingest *in, struct casfs_directory *d,
 	memset(d, 0, sizeof(*d));
 	return 0;
 }
+
+static int drain(struct casfs_ingest *in, struct casfs_error *err);
 
 static int check_can_add(struct casfs_ingest *in, const char *name, struct casfs_error *err)
 {
@@ -146,6 +159,9 @@ int casfs_ingest_directory_end(struct casfs_ingest *in, struct casfs_error *err)
 {
 	if (in->depth == 0 || in->in_file)
 		return casfs_error_set(err, -EINVAL, "ingest: directory_end without an open directory");
+	int r = drain(in, err);
+	if (r < 0)
+		return r;
 	struct open_dir *od = &in->stack[--in->depth];
 	_cleanup_free_ char *name = od->name;
 	size_t name_len = od->name_len;
@@ -156,7 +172,7 @@ int casfs_ingest_directory_end(struct casfs_ingest *in, struct casfs_error *err)
 	 * a filtered sorted list already is. */
 	uint64_t size;
 	uint8_t digest[CASFS_B3_LEN];
-	int r = casfs_directory_size(&dir, &size);
+	r = casfs_directory_size(&dir, &size);
 	if (r >= 0)
 		r = casfs_directory_digest(&dir, digest);
 	if (r >= 0)
@@ -232,13 +248,13 @@ int casfs_ingest_file_begin(struct casfs_ingest *in, const char *name, size_t na
 	in->file_size = size;
 	in->file_seen = 0;
 	if (size <= CASFS_INGEST_SMALL_FILE) {
-		if (!in->small && !(in->small = malloc(CASFS_INGEST_SMALL_FILE)))
+		if (!(in->small = malloc(size ? (size_t)size : 1)))
 			return -ENOMEM;
-		casfs_b3_init(&in->hasher);
 	} else {
-		r = casfs_blob_create(in->store->blobs, &in->writer);
+		r = casfs_blob_worker_stream_begin(in->worker);
 		if (r < 0)
-			return casfs_error_set(err, r, "cannot create blob: %s", strerror(-r));
+			return drain(in, err) < 0 ? r : casfs_error_set(err, r, "storing a blob: %s",
+									 strerror(-r));
 	}
 	in->in_file = true;
 	return 0;
@@ -252,16 +268,50 @@ int casfs_ingest_file_data(struct casfs_ingest *in, const void *p, size_t n, str
 		return casfs_error_set(err, -EBADMSG, "file '%s': more than the announced %llu bytes",
 				       in->file_name ? in->file_name : "/",
 				       (unsigned long long)in->file_size);
-	if (in->writer) {
-		int r = casfs_blob_writer_write(in->writer, p, n);
-		if (r < 0)
-			return casfs_error_set(err, r, "writing blob: %s", strerror(-r));
-	} else {
+	if (in->small) {
 		memcpy(in->small + in->file_seen, p, n);
-		casfs_b3_update(&in->hasher, p, n);
+	} else if (n) {
+		uint8_t *chunk = malloc(n);
+		if (!chunk)
+			return -ENOMEM;
+		memcpy(chunk, p, n);
+		int r = casfs_blob_worker_stream_data(in->worker, chunk, n);
+		if (r < 0)
+			return drain(in, err) < 0 ? r : casfs_error_set(err, r, "storing a blob: %s",
+									 strerror(-r));
 	}
 	in->file_seen += n;
 	return 0;
+}
+
+/* Worker results carry where the file node sits: the stack level (0 for
+ * the root node) and the index in that directory's file list. */
+static uint64_t make_tag(size_t level, size_t index)
+{
+	return (uint64_t)level << 32 | (uint64_t)index;
+}
+
+static int patch_digest(void *userdata, uint64_t tag, const uint8_t digest[CASFS_B3_LEN],
+			uint64_t size)
+{
+	struct casfs_ingest *in = userdata;
+	size_t level = (size_t)(tag >> 32), index = (size_t)(tag & 0xffffffffu);
+	struct casfs_node *n;
+	if (level == 0)
+		n = &in->root;
+	else if (level <= in->depth && index < in->stack[level - 1].dir.n_files)
+		n = &in->stack[level - 1].dir.files[index];
+	else
+		return -EINVAL;
+	if (n->size != size)
+		return -EBADMSG;
+	memcpy(n->digest, digest, CASFS_B3_LEN);
+	return 0;
+}
+
+static int drain(struct casfs_ingest *in, struct casfs_error *err)
+{
+	return casfs_blob_worker_drain(in->worker, patch_digest, in, err);
 }
 
 int casfs_ingest_file_end(struct casfs_ingest *in, struct casfs_error *err)
@@ -273,26 +323,21 @@ int casfs_ingest_file_end(struct casfs_ingest *in, struct casfs_error *err)
 		return casfs_error_set(err, -EBADMSG, "file '%s': %llu bytes, announced %llu", shown,
 				       (unsigned long long)in->file_seen,
 				       (unsigned long long)in->file_size);
-	uint8_t digest[CASFS_B3_LEN];
-	uint64_t size = in->file_size;
-	int r;
-	if (in->writer) {
-		r = casfs_blob_writer_commit(TAKE_PTR(in->writer), NULL, digest, &size);
-	} else {
-		casfs_b3_final(&in->hasher, digest);
-		uint64_t have;
-		r = casfs_blob_stat(in->store->blobs, digest, &have);
-		if (r >= 0 && have == size)
-			r = 0;
-		else
-			r = casfs_blob_put(in->store->blobs, in->small, (size_t)size, digest);
-	}
-	if (r < 0)
-		return casfs_error_set(err, r, "storing '%s': %s", shown, strerror(-r));
 	in->in_file = false;
+	uint64_t tag = make_tag(in->depth, in->depth ? in->stack[in->depth - 1].dir.n_files : 0);
+	int r;
+	if (in->small)
+		r = casfs_blob_worker_put(in->worker, TAKE_PTR(in->small), (size_t)in->file_size, tag);
+	else
+		r = casfs_blob_worker_stream_end(in->worker, tag);
+	if (r < 0)
+		return drain(in, err) < 0 ? r : casfs_error_set(err, r, "storing '%s': %s", shown,
+								 strerror(-r));
+	/* placeholder digest, patched by drain() */
+	static const uint8_t pending[CASFS_B3_LEN];
 	_cleanup_free_ char *name = TAKE_PTR(in->file_name);
-	return casfs_ingest_file_known(in, name, in->file_name_len, in->file_exec, digest, size,
-				       err);
+	return casfs_ingest_file_known(in, name, in->file_name_len, in->file_exec, pending,
+				       in->file_size, err);
 }
 
 int casfs_ingest_finish(struct casfs_ingest *in, const char *root_name, struct casfs_node *ret,
@@ -300,9 +345,12 @@ int casfs_ingest_finish(struct casfs_ingest *in, const char *root_name, struct c
 {
 	if (!in->have_root || in->depth || in->in_file)
 		return casfs_error_set(err, -EBADMSG, "ingest: incomplete tree");
+	int r = drain(in, err);
+	if (r < 0)
+		return r;
 	if (in->root.type == CASFS_NODE_DIRECTORY) {
 		uint8_t root[CASFS_B3_LEN];
-		int r = casfs_directory_put_closure(in->store->directories, in->closure, in->n_closure,
+		r = casfs_directory_put_closure(in->store->directories, in->closure, in->n_closure,
 						    root, err);
 		if (r < 0)
 			return r;
@@ -310,7 +358,7 @@ int casfs_ingest_finish(struct casfs_ingest *in, const char *root_name, struct c
 			return casfs_error_set(err, -EBADMSG, "ingest: closure root mismatch");
 	}
 	struct casfs_node n;
-	int r = casfs_node_copy(&in->root, &n);
+	r = casfs_node_copy(&in->root, &n);
 	if (r < 0)
 		return r;
 	free(n.name);

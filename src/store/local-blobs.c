@@ -220,20 +220,18 @@ static int local_writer_commit(struct casfs_blob_writer *w, const uint8_t *expec
 	for (int attempt = 0; r >= 0 && !present && attempt < 3; attempt++) {
 		if (fstatat(lw->ls->blobs_fd, name, &st, 0) == 0) {
 			/* Present with our size: the same bytes (or damage that
-			 * verification will catch); keep it. */
-			if (S_ISREG(st.st_mode) && (uint64_t)st.st_size == lw->size)
-				present = true;
-			else
+			 * verification will catch); keep it.  Another size is a
+			 * crash-truncated file: replace it. */
+			if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != lw->size)
 				r = replace(lw, name);
-			present = present || r >= 0;
+			present = r >= 0;
 		} else if (errno != ENOENT) {
 			r = casfs_neg_errno();
 		} else {
 			r = link_new(lw, name);
+			present = r >= 0;
 			if (r == -EEXIST) /* a racing writer won: look again */
 				r = 0;
-			else
-				present = r >= 0;
 		}
 	}
 	if (r >= 0 && !present)

@@ -103,7 +103,8 @@ static int dir_put_many(struct casfs_directory_service *s, const struct casfs_di
 		rc = mdb_put(txn, ls->dirs_dbi, &k, &v, MDB_NOOVERWRITE);
 		if (rc == MDB_KEYEXIST) {
 			/* v now holds the stored record. */
-			if (v.mv_size == e[i].encoded_len && !memcmp(v.mv_data, e[i].encoded, v.mv_size))
+			if (v.mv_size == e[i].encoded_len &&
+			    (!v.mv_size || !memcmp(v.mv_data, e[i].encoded, v.mv_size)))
 				rc = 0;
 			else
 				rc = mdb_put(txn, ls->dirs_dbi, &k,

@@ -34,22 +34,28 @@
 #define SCRIPT "#!/bin/sh\necho hi\n"
 
 /* Fault injection: a BlobService that serves one blob with its first byte
- * flipped (same size, same claimed digest). */
+ * flipped (same size, same claimed digest), and counts the bytes read
+ * through every reader. */
 struct evil_blobs {
 	struct casfs_blob_service base;
 	struct casfs_blob_service *inner;
 	uint8_t victim[CASFS_B3_LEN];
+	uint64_t bytes_read; /* atomic */
 };
 struct evil_reader {
 	struct casfs_blob_reader base;
 	struct casfs_blob_reader *inner;
+	struct evil_blobs *service;
+	bool corrupt;
 };
 
 static ssize_t evil_pread(struct casfs_blob_reader *r, void *buf, size_t len, uint64_t off)
 {
 	struct evil_reader *e = (struct evil_reader *)r;
 	ssize_t n = casfs_blob_reader_pread(e->inner, buf, len, off);
-	if (n > 0 && off == 0)
+	if (n > 0)
+		__atomic_add_fetch(&e->service->bytes_read, (uint64_t)n, __ATOMIC_RELAXED);
+	if (n > 0 && off == 0 && e->corrupt)
 		((uint8_t *)buf)[0] ^= 0x20;
 	return n;
 }
@@ -73,15 +79,18 @@ static int evil_open(struct casfs_blob_service *s, const uint8_t d[CASFS_B3_LEN]
 	struct evil_blobs *e = (struct evil_blobs *)s;
 	struct casfs_blob_reader *r;
 	int k = casfs_blob_open(e->inner, d, &r);
-	if (k < 0 || memcmp(d, e->victim, CASFS_B3_LEN) != 0) {
-		if (k >= 0)
-			*ret = r;
+	if (k < 0)
 		return k;
-	}
 	struct evil_reader *er = calloc(1, sizeof(*er));
+	if (!er) {
+		casfs_blob_reader_close(r);
+		return -ENOMEM;
+	}
 	er->base = *r;
 	er->base.ops = &evil_reader_ops;
 	er->inner = r;
+	er->service = e;
+	er->corrupt = memcmp(d, e->victim, CASFS_B3_LEN) == 0;
 	*ret = &er->base;
 	return 0;
 }
@@ -108,6 +117,7 @@ struct fixture {
 	uint8_t big[1500];
 	char log[1024];
 	int n_log;
+	struct evil_blobs *evil;
 };
 
 static void basename_for(struct fixture *f, int k, const char *name)
@@ -222,6 +232,7 @@ static int fixture_init(struct fixture *f)
 	e->inner = f->store->blobs;
 	memcpy(e->victim, bad_blob, CASFS_B3_LEN);
 	f->store->blobs = &e->base;
+	f->evil = e;
 	return 0;
 }
 
@@ -669,6 +680,54 @@ TEST(no_verify_serves_unverified)
 	CHECK_EQ_INT(casfs_fs_read(fs, f, buf, sizeof(buf), 0), 11);
 	CHECK_EQ_MEM(buf, "Bad content", 11);
 	casfs_fs_release(fs, f);
+	TEARDOWN();
+}
+
+static uint64_t bytes_read(struct fixture *f)
+{
+	return __atomic_load_n(&f->evil->bytes_read, __ATOMIC_RELAXED);
+}
+
+TEST(verified_once_per_mount)
+{
+	SETUP(false, false);
+	struct stat st;
+	struct casfs_fs_file *f;
+	char buf[64];
+	long long big = walk(fs, path_in(&F, 1, "big"), &st);
+	CHECK_EQ_INT(bytes_read(&F), 0); /* lookups read no content */
+	CHECK_EQ_INT(casfs_fs_open(fs, (uint64_t)big, O_RDONLY, &f), 0);
+	CHECK_EQ_INT(bytes_read(&F), 1500); /* hashed before serving */
+	casfs_fs_release(fs, f);
+	CHECK_EQ_INT(casfs_fs_open(fs, (uint64_t)big, O_RDONLY, &f), 0);
+	CHECK_EQ_INT(bytes_read(&F), 1500); /* not again */
+	CHECK_EQ_INT(casfs_fs_read(fs, f, buf, 10, 5), 10);
+	CHECK_EQ_INT(bytes_read(&F), 1510);
+	casfs_fs_release(fs, f);
+	/* Same blob under another name and inode: still verified. */
+	long long a = walk(fs, path_in(&F, 1, "data.txt"), &st);
+	long long e = walk(fs, path_in(&F, 1, "exe.txt"), &st);
+	CHECK_EQ_INT(casfs_fs_open(fs, (uint64_t)a, O_RDONLY, &f), 0);
+	casfs_fs_release(fs, f);
+	CHECK_EQ_INT(bytes_read(&F), 1522);
+	CHECK_EQ_INT(casfs_fs_open(fs, (uint64_t)e, O_RDONLY, &f), 0);
+	casfs_fs_release(fs, f);
+	CHECK_EQ_INT(bytes_read(&F), 1522);
+
+	/* A new mount verifies again; with no_verify nothing is hashed. */
+	struct fixture *fp = &F;
+	struct casfs_fs *fs2 = fixture_fs(fp, false, false);
+	CHECK(walk(fs2, path_in(&F, 1, "big"), &st) == big);
+	CHECK_EQ_INT(casfs_fs_open(fs2, (uint64_t)big, O_RDONLY, &f), 0);
+	casfs_fs_release(fs2, f);
+	casfs_fs_free(fs2);
+	CHECK_EQ_INT(bytes_read(&F), 3022);
+	struct casfs_fs *fs3 = fixture_fs(fp, false, true);
+	CHECK(walk(fs3, path_in(&F, 1, "big"), &st) == big);
+	CHECK_EQ_INT(casfs_fs_open(fs3, (uint64_t)big, O_RDONLY, &f), 0);
+	casfs_fs_release(fs3, f);
+	casfs_fs_free(fs3);
+	CHECK_EQ_INT(bytes_read(&F), 3022);
 	TEARDOWN();
 }
 

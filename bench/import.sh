@@ -1,0 +1,85 @@
+#!/bin/bash
+# Import/export benchmark: casfs against nix-store on the same corpora, in
+# one run on the same machine, warm page cache.  Prints medians of $REPS
+# runs and the ratios the core issue asks for:
+#   import          casfs import  vs nix-store --add      (target >= 2x faster)
+#   re-import       content already present vs hashing bound (target <= 1.3x)
+#   nar export      casfs nar     vs nix-store --dump     (target <= 1.0x)
+#   peak RSS        of importing the 1 GiB file           (target < 64 MiB)
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+casfs="$top/build/casfs"
+hashbound="$top/build/bench-hashbound"
+REPS=${REPS:-3}
+work=$(mktemp -d /var/tmp/casfs-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+nix_store() { nix-store --option build-users-group "" "$@"; }
+
+now() { date +%s%N; }
+# time_cmd CMD...: seconds of one run (stdout discarded)
+time_cmd() {
+	local a b
+	a=$(now)
+	"$@" >/dev/null
+	b=$(now)
+	echo "scale=3; ($b - $a) / 1000000000" | bc
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# measure LABEL SETUP CMD...: median over REPS, SETUP run before each rep
+measure() {
+	local setup=$1
+	shift
+	for _ in $(seq "$REPS"); do
+		eval "$setup"
+		time_cmd "$@"
+	done | median
+}
+ratio() { echo "scale=2; $1 / $2" | bc; }
+
+echo "building corpora in $work ..."
+mkdir -p "$work/big" "$work/tree"
+head -c 1G /dev/urandom >"$work/big/random-1g"
+python3 - "$work/tree/small-files" <<'PY'
+import os, random, sys
+rng = random.Random(1)
+root = sys.argv[1]
+for d in range(200):
+    p = os.path.join(root, "dir%03d" % d)
+    os.makedirs(p)
+    for f in range(100):
+        with open(os.path.join(p, "file%03d" % f), "wb") as fh:
+            fh.write(rng.randbytes(rng.randint(0, 8192)))
+    os.symlink("file000", os.path.join(p, "link"))
+PY
+echo "tree: $(find "$work/tree" -type f | wc -l) files, $(du -sh "$work/tree" | cut -f1); big: 1 GiB"
+cat "$work/big/random-1g" >/dev/null
+tar cf - "$work/tree" >/dev/null 2>&1
+
+printf '\n%-34s %10s %10s %8s\n' "measurement (median of $REPS, s)" casfs peer ratio
+for corpus in big tree; do
+	src="$work/$corpus/$(ls "$work/$corpus")"
+	# import from scratch: empty casfs store vs nix path deleted first
+	p=$(nix_store --add "$src")
+	nixs=$(measure "nix_store --delete $p >/dev/null 2>&1 || true" nix_store --add "$src")
+	cas=$(measure "rm -rf $work/store" "$casfs" --store "$work/store" import "$src")
+	printf '%-34s %10s %10s %8s  (target <= 0.50)\n' "import $corpus vs nix-store --add" "$cas" "$nixs" "$(ratio "$cas" "$nixs")"
+
+	# re-import of content already present vs the hashing bound
+	"$casfs" --store "$work/store" import "$src" >/dev/null
+	re=$(measure : "$casfs" --store "$work/store" import "$src")
+	nix_store --dump "$src" >"$work/dump.nar"
+	if [ "$corpus" = big ]; then files="$src"; else files="$work/dump.nar"; fi
+	bound=$(for _ in $(seq "$REPS"); do "$hashbound" $files; done | median)
+	printf '%-34s %10s %10s %8s  (target <= 1.30)\n' "re-import $corpus vs hash bound" "$re" "$bound" "$(ratio "$re" "$bound")"
+	rm -f "$work/dump.nar"
+
+	# NAR export
+	cn=$(measure : "$casfs" --store "$work/store" nar "$p")
+	nn=$(measure : nix_store --dump "$src")
+	printf '%-34s %10s %10s %8s  (target <= 1.00)\n' "nar $corpus vs nix-store --dump" "$cn" "$nn" "$(ratio "$cn" "$nn")"
+done
+
+rm -rf "$work/store"
+/usr/bin/time -f '%M' -o "$work/rss" "$casfs" --store "$work/store" import "$work/big/random-1g" >/dev/null
+echo
+echo "peak RSS importing the 1 GiB file: $(($(tail -1 "$work/rss") / 1024)) MiB (target < 64 MiB)"

@@ -1,0 +1,242 @@
+#include "blob-worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum job_kind { JOB_PUT, JOB_STREAM_BEGIN, JOB_STREAM_DATA, JOB_STREAM_END };
+
+struct job {
+	enum job_kind kind;
+	uint8_t *buf;
+	size_t n;
+	uint64_t tag;
+	struct job *next;
+};
+
+struct result {
+	uint64_t tag;
+	uint64_t size;
+	uint8_t digest[CASFS_B3_LEN];
+};
+
+struct casfs_blob_worker {
+	struct casfs_blob_service *blobs;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t changed; /* queue, inflight, busy or stop changed */
+
+	struct job *head, *tail;
+	size_t inflight, max_inflight;
+	bool busy, stop;
+
+	/* worker-side state */
+	struct casfs_blob_writer *writer;
+	int error;
+	struct casfs_error err;
+
+	struct result *results;
+	size_t n_results, results_cap;
+};
+
+static int add_result(struct casfs_blob_worker *w, uint64_t tag, const uint8_t *digest,
+		      uint64_t size)
+{
+	if (w->n_results == w->results_cap) {
+		size_t cap = w->results_cap ? w->results_cap * 2 : 256;
+		struct result *r = realloc(w->results, cap * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		w->results = r;
+		w->results_cap = cap;
+	}
+	struct result *r = &w->results[w->n_results++];
+	r->tag = tag;
+	r->size = size;
+	memcpy(r->digest, digest, CASFS_B3_LEN);
+	return 0;
+}
+
+static int run_put(struct casfs_blob_worker *w, const struct job *j, uint8_t digest[CASFS_B3_LEN])
+{
+	uint64_t have;
+	casfs_b3(j->buf, j->n, digest);
+	if (casfs_blob_stat(w->blobs, digest, &have) >= 0 && have == j->n)
+		return 0;
+	return casfs_blob_put(w->blobs, j->buf, j->n, digest);
+}
+
+/* Runs on the worker thread, without the lock. */
+static int run_job(struct casfs_blob_worker *w, struct job *j)
+{
+	uint8_t digest[CASFS_B3_LEN];
+	uint64_t size = j->n;
+	int r;
+	switch (j->kind) {
+	case JOB_PUT:
+		r = run_put(w, j, digest);
+		break;
+	case JOB_STREAM_BEGIN:
+		return casfs_blob_create(w->blobs, &w->writer);
+	case JOB_STREAM_DATA:
+		return casfs_blob_writer_write(w->writer, j->buf, j->n);
+	case JOB_STREAM_END: {
+		struct casfs_blob_writer *bw = w->writer;
+		w->writer = NULL;
+		r = casfs_blob_writer_commit(bw, NULL, digest, &size);
+		break;
+	}
+	default:
+		return -EINVAL;
+	}
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&w->lock);
+	r = add_result(w, j->tag, digest, size);
+	pthread_mutex_unlock(&w->lock);
+	return r;
+}
+
+static void *worker_main(void *userdata)
+{
+	struct casfs_blob_worker *w = userdata;
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (!w->head && !w->stop)
+			pthread_cond_wait(&w->changed, &w->lock);
+		if (!w->head)
+			break;
+		struct job *j = w->head;
+		w->head = j->next;
+		if (!w->head)
+			w->tail = NULL;
+		w->busy = true;
+		bool skip = w->error < 0 || w->stop;
+		pthread_mutex_unlock(&w->lock);
+
+		int r = skip ? 0 : run_job(w, j);
+
+		pthread_mutex_lock(&w->lock);
+		if (r < 0 && w->error == 0) {
+			w->error = r;
+			casfs_error_set(&w->err, r, "storing a blob: %s", strerror(-r));
+		}
+		w->inflight -= j->n;
+		w->busy = false;
+		free(j->buf);
+		free(j);
+		pthread_cond_broadcast(&w->changed);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+int casfs_blob_worker_new(struct casfs_blob_service *s, size_t max_inflight,
+			  struct casfs_blob_worker **ret)
+{
+	struct casfs_blob_worker *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->blobs = s;
+	w->max_inflight = max_inflight;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->changed, NULL);
+	int r = pthread_create(&w->thread, NULL, worker_main, w);
+	if (r != 0) {
+		pthread_mutex_destroy(&w->lock);
+		pthread_cond_destroy(&w->changed);
+		free(w);
+		return -r;
+	}
+	*ret = w;
+	return 0;
+}
+
+void casfs_blob_worker_free(struct casfs_blob_worker *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_cond_broadcast(&w->changed);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	casfs_blob_writer_abort(w->writer);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->changed);
+	free(w->results);
+	free(w);
+}
+
+static int submit(struct casfs_blob_worker *w, enum job_kind kind, uint8_t *buf, size_t n,
+		  uint64_t tag)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	if (!j) {
+		free(buf);
+		return -ENOMEM;
+	}
+	*j = (struct job){ .kind = kind, .buf = buf, .n = n, .tag = tag };
+	pthread_mutex_lock(&w->lock);
+	/* bound memory; a single job larger than the bound still goes */
+	while (w->inflight && w->inflight + n > w->max_inflight && w->error == 0)
+		pthread_cond_wait(&w->changed, &w->lock);
+	int r = w->error;
+	if (r == 0) {
+		w->inflight += n;
+		if (w->tail)
+			w->tail->next = j;
+		else
+			w->head = j;
+		w->tail = j;
+		pthread_cond_broadcast(&w->changed);
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (r < 0) {
+		free(buf);
+		free(j);
+	}
+	return r;
+}
+
+int casfs_blob_worker_put(struct casfs_blob_worker *w, uint8_t *buf_taken, size_t n, uint64_t tag)
+{
+	return submit(w, JOB_PUT, buf_taken, n, tag);
+}
+
+int casfs_blob_worker_stream_begin(struct casfs_blob_worker *w)
+{
+	return submit(w, JOB_STREAM_BEGIN, NULL, 0, 0);
+}
+
+int casfs_blob_worker_stream_data(struct casfs_blob_worker *w, uint8_t *buf_taken, size_t n)
+{
+	return submit(w, JOB_STREAM_DATA, buf_taken, n, 0);
+}
+
+int casfs_blob_worker_stream_end(struct casfs_blob_worker *w, uint64_t tag)
+{
+	return submit(w, JOB_STREAM_END, NULL, 0, tag);
+}
+
+int casfs_blob_worker_drain(struct casfs_blob_worker *w, casfs_blob_worker_result_fn cb,
+			    void *userdata, struct casfs_error *err)
+{
+	pthread_mutex_lock(&w->lock);
+	while (w->head || w->busy)
+		pthread_cond_wait(&w->changed, &w->lock);
+	int r = w->error;
+	if (r < 0)
+		casfs_error_set(err, r, "%s", w->err.msg);
+	struct result *results = w->results;
+	size_t n = w->n_results;
+	w->results = NULL;
+	w->n_results = w->results_cap = 0;
+	pthread_mutex_unlock(&w->lock);
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		r = cb(userdata, results[i].tag, results[i].digest, results[i].size);
+	free(results);
+	return r;
+}
