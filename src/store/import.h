@@ -9,11 +9,11 @@
  *
  * Filesystem trees: regular files (executable if the owner may execute),
  * directories and symlinks; anything else (sockets, devices, FIFOs) is
- * refused, as Nix does.  Each file is read once when its blob is already
- * present; large new files are read a second time to store them, and the
- * second read is verified against the first (a file that changes while
- * being imported is an error, not a corrupt blob).  Memory does not
- * depend on file sizes.  Depth is bounded by CASFS_NAR_MAX_DEPTH. */
+ * refused, as Nix does.  Each file is read once: the NAR SHA-256 is taken
+ * on the calling thread while the ingest's worker hashes (BLAKE3) and
+ * stores the same bytes.  A file that changes size while being read is an
+ * error.  Memory does not depend on file sizes.  Depth is bounded by
+ * CASFS_NAR_MAX_DEPTH. */
 #pragma once
 
 #include <stdint.h>

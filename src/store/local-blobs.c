@@ -35,8 +35,14 @@ struct local_blob_writer {
 	char tmp_name[32]; /* "" for an O_TMPFILE file */
 	struct casfs_b3_hasher hasher;
 	uint64_t size;
+	uint64_t flushed; /* bytes already handed to writeback */
 	int error; /* a failed write poisons the writer */
 };
+
+/* Large blobs start their writeback while they are still being written,
+ * so the disk works in parallel with hashing and the final syncfs() has
+ * little left to wait for. */
+#define WRITEBACK_STEP (16u << 20)
 
 static struct casfs_local_store *store_of(struct casfs_blob_service *s)
 {
@@ -137,6 +143,11 @@ static int local_writer_write(struct casfs_blob_writer *w, const void *p, size_t
 	}
 	casfs_b3_update(&lw->hasher, p, n);
 	lw->size += n;
+	if (lw->size - lw->flushed >= WRITEBACK_STEP) {
+		sync_file_range(lw->fd, (off_t)lw->flushed, (off_t)(lw->size - lw->flushed),
+				SYNC_FILE_RANGE_WRITE);
+		lw->flushed = lw->size;
+	}
 	return 0;
 }
 
