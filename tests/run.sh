@@ -36,7 +36,11 @@ run_one() { # build label command...
 }
 
 for b in "$@"; do
-	case "$b" in *asan*) export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ;; esac
+	export CASFS_SANITIZED=
+	case "$b" in *asan*)
+		export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+		export CASFS_SANITIZED=asan ;;
+	esac
 	export CASFS="$top/$b/casfs" CASFS_BUILD="$top/$b"
 	for t in "$top/$b"/tests/test-*; do
 		[ -x "$t" ] || continue

@@ -6,13 +6,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum job_kind { JOB_PUT, JOB_STREAM_BEGIN, JOB_STREAM_DATA, JOB_STREAM_END };
+enum job_kind {
+	JOB_PUT,
+	JOB_STREAM_BEGIN,
+	JOB_STREAM_DATA,
+	JOB_STREAM_END,
+	JOB_HASH_BEGIN,
+	JOB_HASH_DATA,
+	JOB_HASH_END,
+};
 
 struct job {
 	enum job_kind kind;
 	uint8_t *buf;
 	size_t n;
 	uint64_t tag;
+	bool has_expected;
+	uint8_t expected[CASFS_B3_LEN];
 	struct job *next;
 };
 
@@ -34,6 +44,8 @@ struct casfs_blob_worker {
 
 	/* worker-side state */
 	struct casfs_blob_writer *writer;
+	struct casfs_b3_hasher hasher;
+	uint64_t hashed;
 	int error;
 	struct casfs_error err;
 
@@ -85,9 +97,22 @@ static int run_job(struct casfs_blob_worker *w, struct job *j)
 	case JOB_STREAM_END: {
 		struct casfs_blob_writer *bw = w->writer;
 		w->writer = NULL;
-		r = casfs_blob_writer_commit(bw, NULL, digest, &size);
+		r = casfs_blob_writer_commit(bw, j->has_expected ? j->expected : NULL, digest, &size);
 		break;
 	}
+	case JOB_HASH_BEGIN:
+		casfs_b3_init(&w->hasher);
+		w->hashed = 0;
+		return 0;
+	case JOB_HASH_DATA:
+		casfs_b3_update(&w->hasher, j->buf, j->n);
+		w->hashed += j->n;
+		return 0;
+	case JOB_HASH_END:
+		casfs_b3_final(&w->hasher, digest);
+		size = w->hashed;
+		r = 0;
+		break;
 	default:
 		return -EINVAL;
 	}
@@ -171,7 +196,7 @@ void casfs_blob_worker_free(struct casfs_blob_worker *w)
 }
 
 static int submit(struct casfs_blob_worker *w, enum job_kind kind, uint8_t *buf, size_t n,
-		  uint64_t tag)
+		  uint64_t tag, const uint8_t *expected)
 {
 	struct job *j = calloc(1, sizeof(*j));
 	if (!j) {
@@ -179,6 +204,10 @@ static int submit(struct casfs_blob_worker *w, enum job_kind kind, uint8_t *buf,
 		return -ENOMEM;
 	}
 	*j = (struct job){ .kind = kind, .buf = buf, .n = n, .tag = tag };
+	if (expected) {
+		j->has_expected = true;
+		memcpy(j->expected, expected, CASFS_B3_LEN);
+	}
 	pthread_mutex_lock(&w->lock);
 	/* bound memory; a single job larger than the bound still goes */
 	while (w->inflight && w->inflight + n > w->max_inflight && w->error == 0)
@@ -203,22 +232,38 @@ static int submit(struct casfs_blob_worker *w, enum job_kind kind, uint8_t *buf,
 
 int casfs_blob_worker_put(struct casfs_blob_worker *w, uint8_t *buf_taken, size_t n, uint64_t tag)
 {
-	return submit(w, JOB_PUT, buf_taken, n, tag);
+	return submit(w, JOB_PUT, buf_taken, n, tag, NULL);
 }
 
 int casfs_blob_worker_stream_begin(struct casfs_blob_worker *w)
 {
-	return submit(w, JOB_STREAM_BEGIN, NULL, 0, 0);
+	return submit(w, JOB_STREAM_BEGIN, NULL, 0, 0, NULL);
 }
 
 int casfs_blob_worker_stream_data(struct casfs_blob_worker *w, uint8_t *buf_taken, size_t n)
 {
-	return submit(w, JOB_STREAM_DATA, buf_taken, n, 0);
+	return submit(w, JOB_STREAM_DATA, buf_taken, n, 0, NULL);
 }
 
-int casfs_blob_worker_stream_end(struct casfs_blob_worker *w, uint64_t tag)
+int casfs_blob_worker_stream_end(struct casfs_blob_worker *w, uint64_t tag,
+				 const uint8_t *expected)
 {
-	return submit(w, JOB_STREAM_END, NULL, 0, tag);
+	return submit(w, JOB_STREAM_END, NULL, 0, tag, expected);
+}
+
+int casfs_blob_worker_hash_begin(struct casfs_blob_worker *w)
+{
+	return submit(w, JOB_HASH_BEGIN, NULL, 0, 0, NULL);
+}
+
+int casfs_blob_worker_hash_data(struct casfs_blob_worker *w, uint8_t *buf_taken, size_t n)
+{
+	return submit(w, JOB_HASH_DATA, buf_taken, n, 0, NULL);
+}
+
+int casfs_blob_worker_hash_end(struct casfs_blob_worker *w, uint64_t tag)
+{
+	return submit(w, JOB_HASH_END, NULL, 0, tag, NULL);
 }
 
 int casfs_blob_worker_drain(struct casfs_blob_worker *w, casfs_blob_worker_result_fn cb,

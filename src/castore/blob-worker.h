@@ -4,7 +4,10 @@
  * Jobs run in submission order on one worker thread:
  *   put            a whole blob in one buffer (small files): hashed,
  *                  stored only if absent;
- *   stream_*       a blob in chunks (large files) through a blob writer.
+ *   stream_*       a blob in chunks (large files) through a blob writer,
+ *                  optionally checked against an expected digest;
+ *   hash_*         BLAKE3 of chunks, nothing stored (to learn a large
+ *                  file's digest, and whether it is new, before copying).
  * Every buffer handed in is owned by the worker from then on (freed with
  * free()).  Submitting blocks while more than `max_inflight` bytes are
  * queued, so memory stays bounded.  Each finished blob yields a result
@@ -32,7 +35,12 @@ void casfs_blob_worker_free(struct casfs_blob_worker *w);
 int casfs_blob_worker_put(struct casfs_blob_worker *w, uint8_t *buf_taken, size_t n, uint64_t tag);
 int casfs_blob_worker_stream_begin(struct casfs_blob_worker *w);
 int casfs_blob_worker_stream_data(struct casfs_blob_worker *w, uint8_t *buf_taken, size_t n);
-int casfs_blob_worker_stream_end(struct casfs_blob_worker *w, uint64_t tag);
+/* `expected` (may be NULL) is copied: a mismatch fails with -EBADMSG. */
+int casfs_blob_worker_stream_end(struct casfs_blob_worker *w, uint64_t tag,
+				 const uint8_t *expected);
+int casfs_blob_worker_hash_begin(struct casfs_blob_worker *w);
+int casfs_blob_worker_hash_data(struct casfs_blob_worker *w, uint8_t *buf_taken, size_t n);
+int casfs_blob_worker_hash_end(struct casfs_blob_worker *w, uint64_t tag);
 
 typedef int (*casfs_blob_worker_result_fn)(void *userdata, uint64_t tag,
 					    const uint8_t digest[CASFS_B3_LEN], uint64_t size);

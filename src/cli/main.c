@@ -5,8 +5,7 @@
 #include <sys/resource.h>
 
 #include "cli.h"
-#if defined(CASFS_HAVE_FUSE) && __has_include("../fuse/mount.h")
-#define CASFS_CLI_MOUNT 1
+#ifdef CASFS_HAVE_FUSE
 #include "../fuse/mount.h"
 #endif
 
@@ -37,7 +36,7 @@ struct command {
 	int (*run)(struct cli *c, int argc, char **argv);
 };
 
-#ifdef CASFS_CLI_MOUNT
+#ifdef CASFS_HAVE_FUSE
 /* mount parses its own options; hand it the global ones given before
  * the command name too. */
 static int cmd_mount(struct cli *c, int argc, char **argv)
@@ -70,7 +69,7 @@ static const struct command commands[] = {
 	{ "ls", cmd_ls },
 	{ "cat", cmd_cat },
 	{ "verify", cmd_verify },
-#ifdef CASFS_CLI_MOUNT
+#ifdef CASFS_HAVE_FUSE
 	{ "mount", cmd_mount },
 #endif
 };

@@ -7,13 +7,6 @@
 #include "basic/util.h"
 #include "fs-internal.h"
 
-struct casfs_fs_file {
-	struct casfs_blob_reader *reader;
-	pthread_mutex_t lock; /* a reader belongs to one thread at a time */
-	uint64_t size;
-	int fd;               /* owned by the reader, -1 if none */
-};
-
 /* The set of blobs verified during this mount: a blob is re-hashed once per
  * mount, before its first byte is served.  Only successes are remembered,
  * so a blob repaired while mounted is served again without a remount.
@@ -35,12 +28,9 @@ static void verified_add(struct casfs_fs *fs, const uint8_t d[CASFS_B3_LEN])
 	pthread_mutex_unlock(&fs->verified_lock);
 }
 
-int casfs_fs_open(struct casfs_fs *fs, uint64_t ino, int flags, struct casfs_fs_file **ret)
+int fs_file_target(struct casfs_fs *fs, uint64_t ino, uint8_t ret_digest[CASFS_B3_LEN],
+		   uint64_t *ret_size)
 {
-	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
-		return -EROFS;
-	uint8_t digest[CASFS_B3_LEN];
-	uint64_t size = 0;
 	int r = 0;
 	pthread_mutex_lock(&fs->lock);
 	struct fs_inode *i = fs_inode_get(fs, ino);
@@ -51,17 +41,20 @@ int casfs_fs_open(struct casfs_fs *fs, uint64_t ino, int flags, struct casfs_fs_
 	else if (i->type == CASFS_NODE_SYMLINK)
 		r = -ELOOP;
 	else {
-		memcpy(digest, i->digest, CASFS_B3_LEN);
-		size = i->size;
+		memcpy(ret_digest, i->digest, CASFS_B3_LEN);
+		*ret_size = i->size;
 	}
 	pthread_mutex_unlock(&fs->lock);
-	if (r < 0)
-		return r;
+	return r;
+}
 
+int fs_file_open_blob(struct casfs_fs *fs, const uint8_t digest[CASFS_B3_LEN], uint64_t size,
+		      struct casfs_fs_file *f)
+{
 	char b3[CASFS_B3_STR_LEN + 1];
 	casfs_b3_format(digest, b3);
 	struct casfs_blob_reader *reader = NULL;
-	r = casfs_blob_open(fs->store->blobs, digest, &reader);
+	int r = casfs_blob_open(fs->store->blobs, digest, &reader);
 	if (r < 0) {
 		fs_log(fs, CASFS_FS_LOG_ERROR, "blob %s: cannot open: %s", b3, strerror(-r));
 		return r == -ENOMEM ? r : -EIO;
@@ -84,16 +77,40 @@ int casfs_fs_open(struct casfs_fs *fs, uint64_t ino, int flags, struct casfs_fs_
 		}
 		verified_add(fs, digest);
 	}
-
-	struct casfs_fs_file *f = calloc(1, sizeof(*f));
-	if (!f) {
-		casfs_blob_reader_close(reader);
-		return -ENOMEM;
-	}
-	pthread_mutex_init(&f->lock, NULL);
 	f->reader = reader;
 	f->size = size;
 	f->fd = casfs_blob_reader_fd(reader);
+	return 0;
+}
+
+void fs_file_free(struct casfs_fs_file *f)
+{
+	if (!f)
+		return;
+	if (f->reader)
+		casfs_blob_reader_close(f->reader);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+int casfs_fs_open(struct casfs_fs *fs, uint64_t ino, int flags, struct casfs_fs_file **ret)
+{
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
+		return -EROFS;
+	uint8_t digest[CASFS_B3_LEN];
+	uint64_t size = 0;
+	int r = fs_file_target(fs, ino, digest, &size);
+	if (r < 0)
+		return r;
+	struct casfs_fs_file *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	pthread_mutex_init(&f->lock, NULL);
+	r = fs_file_open_blob(fs, digest, size, f);
+	if (r < 0) {
+		fs_file_free(f);
+		return r;
+	}
 	*ret = f;
 	return 0;
 }
@@ -143,11 +160,7 @@ int casfs_fs_file_fd(const struct casfs_fs_file *f, uint64_t *ret_size)
 void casfs_fs_release(struct casfs_fs *fs, struct casfs_fs_file *f)
 {
 	(void)fs;
-	if (!f)
-		return;
-	casfs_blob_reader_close(f->reader);
-	pthread_mutex_destroy(&f->lock);
-	free(f);
+	fs_file_free(f);
 }
 
 /* Extended attributes. */

@@ -35,6 +35,36 @@ struct fs_inode {
 	size_t n_entries;
 };
 
+/* An open blob: from casfs_fs_open() (owned by its handle) or from the
+ * file cache (fs-filecache.c, shared, refcounted). */
+struct casfs_fs_file {
+	struct casfs_blob_reader *reader;
+	pthread_mutex_t lock; /* a reader belongs to one thread at a time */
+	uint64_t size;
+	int fd;               /* owned by the reader, -1 if none */
+
+	/* Cache bookkeeping (cached files only), guarded by fs->files.lock. */
+	int state;            /* FS_FILE_OPENING, _READY or _FAILED */
+	int error;            /* FAILED: the -errno of the open */
+	uint64_t refs;
+	uint8_t digest[CASFS_B3_LEN];
+	struct casfs_fs_file *hnext;            /* hash chain */
+	struct casfs_fs_file *lru_prev, *lru_next; /* unreferenced READY files */
+};
+
+enum { FS_FILE_OPENING, FS_FILE_READY, FS_FILE_FAILED };
+
+/* The cache of open blobs behind casfs_fs_file_get(): at most `cap`
+ * files (file descriptors) are kept open once no caller holds them. */
+struct fs_filecache {
+	pthread_mutex_t lock;
+	pthread_cond_t opened; /* a file left FS_FILE_OPENING */
+	struct casfs_fs_file **buckets;
+	size_t n_buckets;      /* power of two */
+	size_t n, cap;
+	struct casfs_fs_file *lru_head, *lru_tail; /* most recently used first */
+};
+
 struct casfs_fs {
 	struct casfs_store *store; /* borrowed */
 	struct casfs_fs_options opts;
@@ -48,6 +78,9 @@ struct casfs_fs {
 	/* Blobs verified during this mount (fs-file.c); own lock. */
 	pthread_mutex_t verified_lock;
 	struct casfs_keyset verified;
+
+	/* Open blobs for reads by inode (fs-filecache.c); own lock. */
+	struct fs_filecache files;
 };
 
 void fs_log(struct casfs_fs *fs, enum casfs_fs_log_level level, const char *fmt, ...)
@@ -80,3 +113,18 @@ int fs_inode_populate(struct casfs_fs *fs, struct fs_inode *i);
 /* Binary search in a sorted entry array; NULL if absent. */
 const struct casfs_node *fs_entries_find(const struct casfs_node *const *entries, size_t n,
 					 const char *name, size_t name_len);
+
+/* Files (fs-file.c).  The digest and size of file inode `ino`, or -ESTALE,
+ * -EISDIR, -ELOOP. */
+int fs_file_target(struct casfs_fs *fs, uint64_t ino, uint8_t ret_digest[CASFS_B3_LEN],
+		   uint64_t *ret_size);
+/* Open (and verify, unless no_verify) blob `digest` of `size` bytes into
+ * the zeroed, mutex-initialised `f`: sets reader, fd and size. */
+int fs_file_open_blob(struct casfs_fs *fs, const uint8_t digest[CASFS_B3_LEN], uint64_t size,
+		      struct casfs_fs_file *f);
+/* Close the reader and free `f`. */
+void fs_file_free(struct casfs_fs_file *f);
+
+/* The file cache (fs-filecache.c).  `cap` 0 means the default. */
+int fs_filecache_init(struct fs_filecache *c, size_t cap);
+void fs_filecache_release(struct fs_filecache *c);

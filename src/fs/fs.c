@@ -23,6 +23,11 @@ int casfs_fs_new(struct casfs_store *store, const struct casfs_fs_options *opts,
 		free(fs);
 		return -ENOMEM;
 	}
+	if (fs_filecache_init(&fs->files, fs->opts.max_open_files) < 0) {
+		fs_table_release(fs);
+		free(fs);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&fs->lock, NULL);
 	pthread_mutex_init(&fs->verified_lock, NULL);
 	casfs_keyset_init(&fs->verified);
@@ -38,6 +43,7 @@ void casfs_fs_free(struct casfs_fs *fs)
 {
 	if (!fs)
 		return;
+	fs_filecache_release(&fs->files);
 	fs_table_release(fs);
 	casfs_keyset_release(&fs->verified);
 	pthread_mutex_destroy(&fs->lock);

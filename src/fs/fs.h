@@ -58,6 +58,9 @@ enum casfs_fs_log_level {
 struct casfs_fs_options {
 	bool list_root;    /* allow readdir of the root: lists every PathInfo */
 	bool no_verify;    /* serve blobs without re-hashing them first */
+	/* Open blobs kept by casfs_fs_file_get() once unused (file
+	 * descriptors, with the local store); 0 means 256. */
+	size_t max_open_files;
 	/* Called with one line (no newline) from any thread; may be NULL. */
 	void (*log)(void *userdata, enum casfs_fs_log_level level, const char *msg);
 	void *log_userdata;
@@ -70,8 +73,9 @@ struct casfs_fs_file; /* an open file (open .. release) */
 /* `store` is borrowed and must outlive the fs.  `opts` is copied. */
 int casfs_fs_new(struct casfs_store *store, const struct casfs_fs_options *opts,
 		 struct casfs_fs **ret);
-/* Frees every inode regardless of lookup counts.  Handles must be released
- * first.  Accepts NULL. */
+/* Frees every inode (regardless of lookup counts) and every cached open
+ * blob.  Handles must be released and cached files put first.  Accepts
+ * NULL. */
 void casfs_fs_free(struct casfs_fs *fs);
 
 /* Look `name` up in directory `parent`; on success fills *ret_attr (st_ino
@@ -119,6 +123,17 @@ ssize_t casfs_fs_read(struct casfs_fs *fs, struct casfs_fs_file *f, void *buf, s
  * the file size to *ret_size. */
 int casfs_fs_file_fd(const struct casfs_fs_file *f, uint64_t *ret_size);
 void casfs_fs_release(struct casfs_fs *fs, struct casfs_fs_file *f);
+
+/* Reads without open/release (FUSE "no_open": the kernel then sends
+ * neither, and a read names only the inode).  casfs_fs_file_get() returns
+ * an open file for file inode `ino` from a cache of open blobs shared by
+ * every inode with the same content, opening and verifying it as
+ * casfs_fs_open() does on first use (concurrent callers wait for that one
+ * open; a failure is returned to each of them and not remembered).  Use
+ * it with casfs_fs_read()/casfs_fs_file_fd() until casfs_fs_file_put();
+ * never casfs_fs_release() it.  Errors as casfs_fs_open(). */
+int casfs_fs_file_get(struct casfs_fs *fs, uint64_t ino, struct casfs_fs_file **ret);
+void casfs_fs_file_put(struct casfs_fs *fs, struct casfs_fs_file *f);
 
 /* Extended attributes, with the getxattr(2) size probe: size 0 returns the
  * length needed and writes nothing; a too small buffer is -ERANGE.

@@ -12,6 +12,7 @@
 #include "../basic/util.h"
 #include "../nar/nar-reader.h"
 #include "../nar/nar-writer.h"
+#include "../castore/blob-worker.h"
 #include "import.h"
 #include "ingest.h"
 
@@ -21,8 +22,9 @@ struct walk {
 	struct casfs_store *store;
 	struct casfs_ingest *ingest;
 	struct casfs_nar_writer nar; /* hashing only */
+	struct casfs_blob_worker *worker; /* BLAKE3 and copies of large files */
 	const struct casfs_import_options *opts;
-	uint8_t *buf;                /* READ_CHUNK bytes */
+	uint8_t *buf;                /* READ_CHUNK + 1 bytes */
 	char path[PATH_MAX * 4];     /* for messages */
 	uint64_t last_progress;
 };
@@ -69,54 +71,165 @@ static int read_full(struct walk *w, int fd, uint8_t *p, size_t n, struct casfs_
 	return 0;
 }
 
-/* Stream a file's content to the NAR hash and the ingest, chunk by chunk;
- * the ingest stores the blob on its worker thread meanwhile. */
-static int import_content(struct walk *w, int fd, uint64_t size, struct casfs_error *err)
+static int changed_error(struct walk *w, struct casfs_error *err)
 {
-	if (size > READ_CHUNK)
-		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	for (uint64_t off = 0; off < size;) {
+	return casfs_error_set(err, -EIO, "'%s' changed while being imported", w->path);
+}
+
+/* Fail if the file has more bytes than it had when we started. */
+static int check_at_end(struct walk *w, int fd, uint64_t off, struct casfs_error *err)
+{
+	char extra;
+	ssize_t k = pread(fd, &extra, 1, (off_t)off);
+	if (k < 0)
+		return io_error(w, casfs_neg_errno(), "cannot read", err);
+	return k ? changed_error(w, err) : 0;
+}
+
+/* Small files: the NAR hash here, the blob on the ingest's worker. */
+static int import_small(struct walk *w, int fd, uint64_t size, struct casfs_error *err)
+{
+	/* Ask for one byte more than expected: regular files only return short
+	 * at their end, so one read both fills the buffer and shows growth. */
+	size_t got = 0;
+	while (got < size) {
+		ssize_t k = read(fd, w->buf + got, (size_t)size + 1 - got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return io_error(w, casfs_neg_errno(), "cannot read", err);
+		if (k == 0 || got + (size_t)k > size)
+			return changed_error(w, err);
+		got += (size_t)k;
+	}
+	int r = size ? 0 : check_at_end(w, fd, 0, err);
+	if (r >= 0)
+		r = casfs_ingest_file_data(w->ingest, w->buf, (size_t)size, err);
+	if (r >= 0)
+		r = casfs_nar_writer_file_data(&w->nar, w->buf, (size_t)size);
+	return r;
+}
+
+struct digest_result {
+	uint8_t digest[CASFS_B3_LEN];
+	uint64_t size;
+};
+
+static int take_digest(void *userdata, uint64_t tag, const uint8_t digest[CASFS_B3_LEN],
+		       uint64_t size)
+{
+	struct digest_result *res = userdata;
+	(void)tag;
+	memcpy(res->digest, digest, CASFS_B3_LEN);
+	res->size = size;
+	return 0;
+}
+
+/* Copy a large file into the store; the copy must hash to `digest`. */
+static int copy_large(struct walk *w, int fd, uint64_t size, const uint8_t digest[CASFS_B3_LEN],
+		      struct casfs_error *err)
+{
+	int r = casfs_blob_worker_stream_begin(w->worker);
+	for (uint64_t off = 0; r >= 0 && off < size;) {
 		size_t n = (size_t)MIN((uint64_t)READ_CHUNK, size - off);
-		int r = read_full(w, fd, w->buf, n, err);
-		if (r < 0)
-			return r;
-		r = casfs_ingest_file_data(w->ingest, w->buf, n, err);
-		if (r < 0)
-			return r;
-		r = casfs_nar_writer_file_data(&w->nar, w->buf, n);
-		if (r < 0)
-			return r;
+		uint8_t *chunk = malloc(n);
+		if (!chunk)
+			return -ENOMEM;
+		ssize_t k = pread(fd, chunk, n, (off_t)off);
+		if (k <= 0) {
+			free(chunk);
+			r = k < 0 ? io_error(w, casfs_neg_errno(), "cannot read", err) : changed_error(w, err);
+			break;
+		}
+		r = casfs_blob_worker_stream_data(w->worker, chunk, (size_t)k);
+		off += (uint64_t)k;
+	}
+	if (r >= 0)
+		r = casfs_blob_worker_stream_end(w->worker, 0, digest);
+	struct digest_result res;
+	int d = casfs_blob_worker_drain(w->worker, take_digest, &res, err);
+	if (r >= 0 && d == -EBADMSG)
+		return changed_error(w, err);
+	if (r >= 0 && d < 0)
+		return casfs_error_prefix(err, d, "'%s'", w->path);
+	return r;
+}
+
+/* Large files: BLAKE3 on the worker while the NAR SHA-256 runs here, one
+ * read.  The content is copied into the store (a second read) only when
+ * the blob is new, and the copy is checked against the first digest, so a
+ * file that changes in between is an error, never a corrupt blob.  A
+ * re-import of known content thus costs just the hashing. */
+static int import_large(struct walk *w, int fd, uint64_t size, struct digest_result *ret,
+			struct casfs_error *err)
+{
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	int r = casfs_blob_worker_hash_begin(w->worker);
+	for (uint64_t off = 0; r >= 0 && off < size;) {
+		size_t n = (size_t)MIN((uint64_t)READ_CHUNK, size - off);
+		uint8_t *chunk = malloc(n);
+		if (!chunk)
+			return -ENOMEM;
+		r = read_full(w, fd, chunk, n, err);
+		if (r >= 0)
+			r = casfs_nar_writer_file_data(&w->nar, chunk, n);
+		if (r < 0) {
+			free(chunk);
+			break;
+		}
+		r = casfs_blob_worker_hash_data(w->worker, chunk, n);
 		off += n;
 	}
-	/* a file that grew while we read it must not go in half-read */
-	char extra;
-	ssize_t k = read(fd, &extra, 1);
-	if (k != 0)
-		return k < 0 ? io_error(w, casfs_neg_errno(), "cannot read", err)
-			     : casfs_error_set(err, -EIO, "'%s' changed while being imported", w->path);
+	if (r >= 0)
+		r = check_at_end(w, fd, size, err);
+	if (r >= 0)
+		r = casfs_blob_worker_hash_end(w->worker, 0);
+	struct digest_result res = { .size = 0 };
+	int d = casfs_blob_worker_drain(w->worker, take_digest, &res, err);
+	if (r < 0 || d < 0)
+		return r < 0 ? r : d;
+
+	uint64_t have;
+	if (casfs_blob_stat(w->store->blobs, res.digest, &have) < 0 || have != size) {
+		r = copy_large(w, fd, size, res.digest, err);
+		if (r < 0)
+			return r;
+	}
+	*ret = res;
 	return 0;
 }
 
 static int import_file(struct walk *w, int dirfd, const char *fsname, const char *name,
-		       size_t name_len, const struct stat *st, struct casfs_error *err)
+		       size_t name_len, struct casfs_error *err)
 {
-	_cleanup_close_ int fd = openat(dirfd, fsname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK: should the entry have become a FIFO, do not hang on it */
+	_cleanup_close_ int fd =
+		openat(dirfd, fsname, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return io_error(w, casfs_neg_errno(), "cannot open", err);
 	struct stat st2;
 	if (fstat(fd, &st2) < 0)
 		return io_error(w, casfs_neg_errno(), "cannot stat", err);
-	if (st2.st_ino != st->st_ino || st2.st_dev != st->st_dev || !S_ISREG(st2.st_mode))
-		return casfs_error_set(err, -EIO, "'%s' changed while being imported", w->path);
+	if (!S_ISREG(st2.st_mode))
+		return changed_error(w, err);
 	bool exec = (st2.st_mode & S_IXUSR) != 0;
 	uint64_t size = (uint64_t)st2.st_size;
 	int r = casfs_nar_writer_file_begin(&w->nar, exec, size);
-	if (r >= 0)
+	if (r < 0)
+		return r;
+	if (size <= CASFS_INGEST_SMALL_FILE) {
 		r = casfs_ingest_file_begin(w->ingest, name, name_len, exec, size, err);
-	if (r >= 0)
-		r = import_content(w, fd, size, err);
-	if (r >= 0)
-		r = casfs_ingest_file_end(w->ingest, err);
+		if (r >= 0)
+			r = import_small(w, fd, size, err);
+		if (r >= 0)
+			r = casfs_ingest_file_end(w->ingest, err);
+	} else {
+		struct digest_result res;
+		r = import_large(w, fd, size, &res, err);
+		if (r >= 0)
+			r = casfs_ingest_file_known(w->ingest, name, name_len, exec, res.digest, size,
+						    err);
+	}
 	if (r >= 0)
 		r = casfs_nar_writer_file_end(&w->nar);
 	progress(w);
@@ -124,14 +237,15 @@ static int import_file(struct walk *w, int dirfd, const char *fsname, const char
 }
 
 static int import_symlink(struct walk *w, int dirfd, const char *fsname, const char *name,
-			  size_t name_len, const struct stat *st, struct casfs_error *err)
+			  size_t name_len, struct casfs_error *err)
 {
 	char target[CASFS_SYMLINK_TARGET_MAX + 2];
 	ssize_t n = readlinkat(dirfd, fsname, target, sizeof(target));
 	if (n < 0)
 		return io_error(w, casfs_neg_errno(), "cannot read symlink", err);
-	if ((size_t)n > CASFS_SYMLINK_TARGET_MAX || n != st->st_size)
-		return casfs_error_set(err, -EINVAL, "symlink '%s': target too long", w->path);
+	if ((size_t)n > CASFS_SYMLINK_TARGET_MAX)
+		return casfs_error_set(err, -EINVAL, "symlink '%s': target longer than %d bytes",
+				       w->path, CASFS_SYMLINK_TARGET_MAX);
 	target[n] = 0;
 	int r = casfs_nar_writer_symlink(&w->nar, target, (size_t)n);
 	if (r < 0)
@@ -139,21 +253,29 @@ static int import_symlink(struct walk *w, int dirfd, const char *fsname, const c
 	return casfs_ingest_symlink(w->ingest, name, name_len, target, (size_t)n, err);
 }
 
-static int cmp_names(const void *a, const void *b)
+/* A directory entry: its name and readdir's d_type (DT_UNKNOWN when the
+ * file system does not tell, then we lstat). */
+struct entry {
+	char *name;
+	unsigned char type;
+};
+
+static int cmp_entries(const void *a, const void *b)
 {
-	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-	return strcmp(x, y); /* strcmp compares as unsigned char: bytewise */
+	/* strcmp compares as unsigned char: bytewise, as NAR wants */
+	return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
 }
 
-static void free_names(char **names, size_t n)
+static void free_entries(struct entry *e, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+		free(e[i].name);
+	free(e);
 }
 
-/* Read and sort a directory's entry names.  *ret owned by the caller. */
-static int read_names(struct walk *w, int fd, char ***ret, size_t *ret_n, struct casfs_error *err)
+/* Read and sort a directory's entries.  *ret owned by the caller. */
+static int read_entries(struct walk *w, int fd, struct entry **ret, size_t *ret_n,
+			struct casfs_error *err)
 {
 	int dfd = dup(fd);
 	if (dfd < 0)
@@ -163,7 +285,7 @@ static int read_names(struct walk *w, int fd, char ***ret, size_t *ret_n, struct
 		close(dfd);
 		return io_error(w, casfs_neg_errno(), "cannot read directory", err);
 	}
-	char **names = NULL;
+	struct entry *e = NULL;
 	size_t n = 0, cap = 0;
 	int r = 0;
 	struct dirent *de;
@@ -173,36 +295,36 @@ static int read_names(struct walk *w, int fd, char ***ret, size_t *ret_n, struct
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 32;
-			char **nn = realloc(names, cap * sizeof(*nn));
-			if (!nn) {
+			struct entry *ne = realloc(e, cap * sizeof(*ne));
+			if (!ne) {
 				r = -ENOMEM;
 				break;
 			}
-			names = nn;
+			e = ne;
 		}
-		if (!(names[n] = strdup(de->d_name))) {
+		if (!(e[n].name = strdup(de->d_name))) {
 			r = -ENOMEM;
 			break;
 		}
-		n++;
+		e[n++].type = de->d_type;
 		errno = 0;
 	}
 	if (r == 0 && errno)
 		r = io_error(w, casfs_neg_errno(), "cannot read directory", err);
 	closedir(d);
 	if (r < 0) {
-		free_names(names, n);
+		free_entries(e, n);
 		return r;
 	}
 	if (n)
-		qsort(names, n, sizeof(*names), cmp_names);
-	*ret = names;
+		qsort(e, n, sizeof(*e), cmp_entries);
+	*ret = e;
 	*ret_n = n;
 	return 0;
 }
 
 static int import_node(struct walk *w, int dirfd, const char *fsname, const char *name,
-		       unsigned depth, struct casfs_error *err);
+		       unsigned char dtype, unsigned depth, struct casfs_error *err);
 
 static int import_directory(struct walk *w, int dirfd, const char *fsname, const char *name,
 			    unsigned depth, struct casfs_error *err)
@@ -213,9 +335,9 @@ static int import_directory(struct walk *w, int dirfd, const char *fsname, const
 	_cleanup_close_ int fd = openat(dirfd, fsname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return io_error(w, casfs_neg_errno(), "cannot open directory", err);
-	char **names = NULL;
+	struct entry *entries = NULL;
 	size_t n = 0;
-	int r = read_names(w, fd, &names, &n, err);
+	int r = read_entries(w, fd, &entries, &n, err);
 	if (r < 0)
 		return r;
 	r = casfs_nar_writer_directory_begin(&w->nar);
@@ -223,14 +345,15 @@ static int import_directory(struct walk *w, int dirfd, const char *fsname, const
 		r = casfs_ingest_directory_begin(w->ingest, name, name ? strlen(name) : 0, err);
 	size_t path_len = strlen(w->path);
 	for (size_t i = 0; r >= 0 && i < n; i++) {
-		snprintf(w->path + path_len, sizeof(w->path) - path_len, "/%s", names[i]);
-		r = casfs_nar_writer_entry_begin(&w->nar, names[i], strlen(names[i]));
+		const char *nm = entries[i].name;
+		snprintf(w->path + path_len, sizeof(w->path) - path_len, "/%s", nm);
+		r = casfs_nar_writer_entry_begin(&w->nar, nm, strlen(nm));
 		if (r >= 0)
-			r = import_node(w, fd, names[i], names[i], depth + 1, err);
+			r = import_node(w, fd, nm, nm, entries[i].type, depth + 1, err);
 		if (r >= 0)
 			r = casfs_nar_writer_entry_end(&w->nar);
 	}
-	free_names(names, n);
+	free_entries(entries, n);
 	if (r < 0)
 		return r;
 	w->path[path_len] = 0;
@@ -243,21 +366,27 @@ static int import_directory(struct walk *w, int dirfd, const char *fsname, const
 /* `fsname` names the node for system calls relative to dirfd; `name` is
  * its name in the tree, NULL for the root. */
 static int import_node(struct walk *w, int dirfd, const char *fsname, const char *name,
-		       unsigned depth, struct casfs_error *err)
+		       unsigned char dtype, unsigned depth, struct casfs_error *err)
 {
-	struct stat st;
-	if (fstatat(dirfd, fsname, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return io_error(w, casfs_neg_errno(), "cannot stat", err);
 	size_t name_len = name ? strlen(name) : 0;
 	if (name) {
 		int r = casfs_name_validate(name, name_len, err);
 		if (r < 0)
 			return casfs_error_prefix(err, r, "'%s'", w->path);
 	}
+	/* readdir's type saves an lstat for the common kinds; import_file and
+	 * import_symlink still check what they open */
+	if (dtype == DT_REG)
+		return import_file(w, dirfd, fsname, name, name_len, err);
+	if (dtype == DT_LNK)
+		return import_symlink(w, dirfd, fsname, name, name_len, err);
+	struct stat st;
+	if (fstatat(dirfd, fsname, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return io_error(w, casfs_neg_errno(), "cannot stat", err);
 	if (S_ISREG(st.st_mode))
-		return import_file(w, dirfd, fsname, name, name_len, &st, err);
+		return import_file(w, dirfd, fsname, name, name_len, err);
 	if (S_ISLNK(st.st_mode))
-		return import_symlink(w, dirfd, fsname, name, name_len, &st, err);
+		return import_symlink(w, dirfd, fsname, name, name_len, err);
 	if (S_ISDIR(st.st_mode))
 		return import_directory(w, dirfd, fsname, name, depth, err);
 	return casfs_error_set(err, -EINVAL, "'%s' has an unsupported file type (%s)", w->path,
@@ -328,9 +457,11 @@ int casfs_import_path(struct casfs_store *s, const char *path,
 	w->store = s;
 	w->opts = opts;
 	w->ingest = casfs_ingest_new(s);
-	w->buf = malloc(READ_CHUNK);
+	w->buf = malloc(READ_CHUNK + 1);
+	if (casfs_blob_worker_new(s->blobs, 8 * READ_CHUNK, &w->worker) < 0)
+		w->worker = NULL;
 	snprintf(w->path, sizeof(w->path), "%s", path);
-	if (!w->ingest || !w->buf) {
+	if (!w->ingest || !w->buf || !w->worker) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -338,7 +469,7 @@ int casfs_import_path(struct casfs_store *s, const char *path,
 	if (r >= 0)
 		r = casfs_nar_writer_begin(&w->nar);
 	if (r >= 0)
-		r = import_node(w, pfd, base, NULL, 0, err);
+		r = import_node(w, pfd, base, NULL, DT_UNKNOWN, 0, err);
 	if (r < 0)
 		goto out;
 
@@ -366,6 +497,7 @@ int casfs_import_path(struct casfs_store *s, const char *path,
 	ret->nar_size = nar_size;
 out:
 	casfs_nar_writer_release(&w->nar);
+	casfs_blob_worker_free(w->worker);
 	casfs_ingest_free(w->ingest);
 	free(w->buf);
 	free(w);

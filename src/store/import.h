@@ -9,11 +9,14 @@
  *
  * Filesystem trees: regular files (executable if the owner may execute),
  * directories and symlinks; anything else (sockets, devices, FIFOs) is
- * refused, as Nix does.  Each file is read once: the NAR SHA-256 is taken
- * on the calling thread while the ingest's worker hashes (BLAKE3) and
- * stores the same bytes.  A file that changes size while being read is an
- * error.  Memory does not depend on file sizes.  Depth is bounded by
- * CASFS_NAR_MAX_DEPTH. */
+ * refused, as Nix does.  Small files are read once: the NAR SHA-256 is
+ * taken on the calling thread while a worker hashes (BLAKE3) and stores
+ * the same bytes.  Large files are read once to hash them (SHA-256 here,
+ * BLAKE3 on a worker) and, only if their blob is new, a second time to
+ * copy them, the copy checked against the first digest; so re-importing
+ * known content costs only the hashing, and a file that changes while
+ * being imported is an error, never a corrupt blob.  Memory does not
+ * depend on file sizes.  Depth is bounded by CASFS_NAR_MAX_DEPTH. */
 #pragma once
 
 #include <stdint.h>

@@ -329,7 +329,7 @@ int casfs_ingest_file_end(struct casfs_ingest *in, struct casfs_error *err)
 	if (in->small)
 		r = casfs_blob_worker_put(in->worker, TAKE_PTR(in->small), (size_t)in->file_size, tag);
 	else
-		r = casfs_blob_worker_stream_end(in->worker, tag);
+		r = casfs_blob_worker_stream_end(in->worker, tag, NULL);
 	if (r < 0)
 		return drain(in, err) < 0 ? r : casfs_error_set(err, r, "storing '%s': %s", shown,
 								 strerror(-r));

@@ -6,14 +6,18 @@
  *     root := file | symlink | directory_begin(child*) directory_end
  *
  * with `name` NULL for the root node.  File content goes to the blob
- * service through casfs_ingest_file_begin/_data/_end (streamed: small
- * files are buffered and stored only if absent; large ones go straight to
- * a blob writer), or through casfs_ingest_file_known() when the caller has
- * already stored the blob.  Finished directories are kept (deduplicated by
- * digest) until casfs_ingest_finish() puts them as one closure.
+ * service through casfs_ingest_file_begin/_data/_end, or through
+ * casfs_ingest_file_known() when the caller has already stored the blob.
+ * Content is hashed and stored on a worker thread (castore/blob-worker.h)
+ * while the caller reads on: small files (up to CASFS_INGEST_SMALL_FILE)
+ * as one buffer, stored only if absent; larger ones streamed through a
+ * blob writer.  File nodes get their digests when the worker is drained,
+ * before any directory digest is computed.  Finished directories are kept
+ * (deduplicated by digest) until casfs_ingest_finish() puts them as one
+ * closure.
  *
- * Memory: one Directory per distinct directory of the tree plus one
- * content buffer of at most CASFS_INGEST_SMALL_FILE bytes.
+ * Memory: one Directory per distinct directory of the tree plus at most
+ * 32 MiB of queued file content, whatever the file sizes.
  * Not thread-safe: one ingest per import. */
 #pragma once
 

@@ -36,6 +36,7 @@ struct local_blob_writer {
 	struct casfs_b3_hasher hasher;
 	uint64_t size;
 	uint64_t flushed; /* bytes already handed to writeback */
+	bool zero_tail;   /* the file ends in a hole: ftruncate before commit */
 	int error; /* a failed write poisons the writer */
 };
 
@@ -127,19 +128,33 @@ static int local_open(struct casfs_blob_service *s, const uint8_t digest[CASFS_B
 	return 0;
 }
 
+/* Whole chunks of zeros (sparse files, disk images) are not written. */
+static bool is_zero(const uint8_t *p, size_t n)
+{
+	return n >= 4096 && p[0] == 0 && memcmp(p, p + 1, n - 1) == 0;
+}
+
 static int local_writer_write(struct casfs_blob_writer *w, const void *p, size_t n)
 {
 	struct local_blob_writer *lw = (struct local_blob_writer *)w;
 	if (lw->error < 0)
 		return lw->error;
 	const uint8_t *q = p;
-	for (size_t done = 0; done < n;) {
-		ssize_t k = write(lw->fd, q + done, n - done);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return lw->error = k < 0 ? casfs_neg_errno() : -EIO;
-		done += (size_t)k;
+	if (is_zero(q, n)) {
+		/* keep runs of zeros sparse; commit sets the final length */
+		if (lseek(lw->fd, (off_t)n, SEEK_CUR) < 0)
+			return lw->error = casfs_neg_errno();
+		lw->zero_tail = true;
+	} else {
+		for (size_t done = 0; done < n;) {
+			ssize_t k = write(lw->fd, q + done, n - done);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				return lw->error = k < 0 ? casfs_neg_errno() : -EIO;
+			done += (size_t)k;
+		}
+		lw->zero_tail = false;
 	}
 	casfs_b3_update(&lw->hasher, p, n);
 	lw->size += n;
@@ -223,6 +238,8 @@ static int local_writer_commit(struct casfs_blob_writer *w, const uint8_t *expec
 	int r = lw->error;
 	if (r >= 0 && expected && memcmp(expected, digest, CASFS_B3_LEN) != 0)
 		r = -EBADMSG;
+	if (r >= 0 && lw->zero_tail && ftruncate(lw->fd, (off_t)lw->size) < 0)
+		r = casfs_neg_errno();
 
 	char name[BLOB_NAME_LEN];
 	blob_name(digest, name);

@@ -281,7 +281,11 @@ static int open_dir(struct casfs_local_store *ls, unsigned flags, struct casfs_e
 	r = only_layout_entries(ls->dir_fd);
 	if (r < 0)
 		return casfs_error_set(err, r, "%s: %s", ls->path, strerror(-r));
-	if (r == 0)
+	/* another process may have just finished creating the store: its
+	 * marker appeared between our two looks */
+	if (r == 0 && (r = check_marker(ls, err)) != -ENOENT)
+		return r < 0 ? r : 0;
+	if (r == -ENOENT)
 		return casfs_error_set(err, -EBADMSG,
 				       "%s is not a casfs store (no %s marker, and not empty)",
 				       ls->path, CASFS_LOCAL_STORE_MARKER);

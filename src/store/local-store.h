@@ -10,7 +10,9 @@
  *                       BLAKE3 digest: XX the first byte (256 fan-out
  *                       directories 00..ff, made at creation), REST the other
  *                       62 hex characters.  Content is the blob's bytes,
- *                       nothing else; mode 0444.
+ *                       nothing else; mode 0444.  Written chunks that are
+ *                       all zeros (>= 4 KiB) are left as holes: sparse
+ *                       sources stay sparse.
  *   DIR/tmp/            temp files of blobs being written.  Anything here is
  *                       garbage once no process is writing (see `lock`).
  *   DIR/lock            advisory flock(2): every process that has the store
