@@ -12,6 +12,9 @@
 /* The userdata of the FUSE session: everything an operation needs. */
 struct casfs_fuse {
 	struct casfs_fs *fs; /* borrowed */
+	/* Set once in init, before any other request: the kernel skips
+	 * open/release ("no_open") and reads carry no file handle. */
+	bool no_open;
 };
 
 /* Immutable content: the kernel may cache entries and attributes as long

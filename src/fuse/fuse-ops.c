@@ -4,6 +4,7 @@
 #include "fuse-internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,7 +38,7 @@ static void fill_entry(struct fuse_entry_param *e, const struct stat *st)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct casfs_fuse *c = userdata;
 	unsigned want = FUSE_CAP_ASYNC_READ | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_READDIRPLUS |
 			FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_PARALLEL_DIROPS |
 			/* Replies built from blob file descriptors go to the
@@ -48,6 +49,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* Content never changes: nothing to invalidate on attribute checks. */
 	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/* Zero-message open: an open needs nothing from us (the mount is
+	 * read-only, content is verified on first read), so let the kernel
+	 * skip open and release: two round trips per file opened.  Reads then
+	 * come by inode and keep-cache is implied. */
+	if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) {
+		conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
+		c->no_open = true;
+	}
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -106,6 +115,16 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (ctx(req)->no_open) {
+		/* The first open: ENOSYS tells the kernel to send no more (a
+		 * success for the caller).  Writes never get here on a
+		 * read-only mount; refuse them anyway rather than allow. */
+		if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+			reply_err(req, -EROFS);
+		else
+			fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	struct casfs_fs_file *f = NULL;
 	int r = casfs_fs_open(ctx(req)->fs, ino, fi->flags, &f);
 	if (r < 0) {
@@ -119,17 +138,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		casfs_fs_release(ctx(req)->fs, f); /* the open was interrupted */
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+static void reply_read(fuse_req_t req, struct casfs_fs_file *f, size_t size, off_t off)
 {
-	(void)ino;
-	struct casfs_fs_file *f = (struct casfs_fs_file *)(uintptr_t)fi->fh;
 	uint64_t file_size;
 	int fd = casfs_fs_file_fd(f, &file_size);
-	if (off < 0) {
-		reply_err(req, -EINVAL);
-		return;
-	}
 	if ((uint64_t)off >= file_size) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
@@ -155,6 +167,29 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	else
 		fuse_reply_buf(req, buf, (size_t)got);
 	free(buf);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	if (off < 0) {
+		reply_err(req, -EINVAL);
+		return;
+	}
+	if (fi->fh) {
+		reply_read(req, (struct casfs_fs_file *)(uintptr_t)fi->fh, size, off);
+		return;
+	}
+	/* no_open: the file comes from the core's cache of open blobs. */
+	struct casfs_fs *fs = ctx(req)->fs; /* req is gone once replied */
+	struct casfs_fs_file *f = NULL;
+	int r = casfs_fs_file_get(fs, ino, &f);
+	if (r < 0) {
+		reply_err(req, r);
+		return;
+	}
+	reply_read(req, f, size, off);
+	casfs_fs_file_put(fs, f);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
