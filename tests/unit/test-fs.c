@@ -41,6 +41,7 @@ struct evil_blobs {
 	struct casfs_blob_service *inner;
 	uint8_t victim[CASFS_B3_LEN];
 	uint64_t bytes_read; /* atomic */
+	uint64_t opens;      /* atomic */
 };
 struct evil_reader {
 	struct casfs_blob_reader base;
@@ -78,6 +79,7 @@ static int evil_open(struct casfs_blob_service *s, const uint8_t d[CASFS_B3_LEN]
 {
 	struct evil_blobs *e = (struct evil_blobs *)s;
 	struct casfs_blob_reader *r;
+	__atomic_add_fetch(&e->opens, 1, __ATOMIC_RELAXED);
 	int k = casfs_blob_open(e->inner, d, &r);
 	if (k < 0)
 		return k;
@@ -884,5 +886,153 @@ TEST(concurrent_use)
 		casfs_fs_forget(fs, tree_ino, 1);
 	}
 	CHECK_EQ_INT(casfs_fs_getattr(fs, tree_ino, &st), -ESTALE);
+	TEARDOWN();
+}
+
+/* Reads without open: casfs_fs_file_get()/_put() and the open-blob cache. */
+
+static uint64_t opens(struct fixture *f)
+{
+	return __atomic_load_n(&f->evil->opens, __ATOMIC_RELAXED);
+}
+
+static struct casfs_fs *fixture_fs_cap(struct fixture *f, size_t max_open_files)
+{
+	struct casfs_fs_options o = { .log = fixture_log, .log_userdata = f,
+				      .max_open_files = max_open_files };
+	struct casfs_fs *fs = NULL;
+	return casfs_fs_new(f->store, &o, &fs) < 0 ? NULL : fs;
+}
+
+TEST(file_get_shares_open_blobs)
+{
+	SETUP(false, false);
+	struct stat st;
+	long long a = walk(fs, path_in(&F, 1, "data.txt"), &st);
+	long long b = walk(fs, path_in(&F, 1, "exe.txt"), &st); /* same blob, other inode */
+	long long big = walk(fs, path_in(&F, 1, "big"), &st);
+	CHECK(a > 1 && b > 1 && a != b);
+	struct casfs_fs_file *f1, *f2, *f3;
+	CHECK_EQ_INT(casfs_fs_file_get(fs, (uint64_t)a, &f1), 0);
+	CHECK_EQ_INT(opens(&F), 1);
+	CHECK_EQ_INT(bytes_read(&F), 12); /* verified before the first byte */
+	CHECK_EQ_INT(casfs_fs_file_get(fs, (uint64_t)b, &f2), 0);
+	CHECK(f1 == f2);
+	CHECK_EQ_INT(opens(&F), 1);
+	char buf[64];
+	CHECK_EQ_INT(casfs_fs_read(fs, f2, buf, sizeof(buf), 0), 12);
+	CHECK_EQ_MEM(buf, HELLO, 12);
+	casfs_fs_file_put(fs, f1);
+	casfs_fs_file_put(fs, f2);
+	/* Unused but kept: no new open. */
+	CHECK_EQ_INT(casfs_fs_file_get(fs, (uint64_t)a, &f1), 0);
+	CHECK_EQ_INT(opens(&F), 1);
+	CHECK_EQ_INT(casfs_fs_file_get(fs, (uint64_t)big, &f3), 0);
+	CHECK(f3 != f1);
+	uint64_t size;
+	CHECK_EQ_INT(casfs_fs_file_fd(f3, &size), -1);
+	CHECK_EQ_INT(size, 1500);
+	CHECK_EQ_INT(casfs_fs_read(fs, f3, buf, 10, 1495), 5);
+	CHECK_EQ_MEM(buf, F.big + 1495, 5);
+	casfs_fs_file_put(fs, f1);
+	casfs_fs_file_put(fs, f3);
+	CHECK_EQ_INT(opens(&F), 2);
+	CHECK_EQ_INT(F.n_log, 0);
+	TEARDOWN(); /* frees the cached files (ASan: no leak) */
+}
+
+TEST(file_get_errors_are_not_cached)
+{
+	SETUP(false, false);
+	struct stat st;
+	struct casfs_fs_file *f = NULL;
+	long long bad = walk(fs, path_in(&F, 4, NULL), &st);
+	CHECK_EQ_INT(casfs_fs_file_get(fs, (uint64_t)bad, &f), -EIO);
+	CHECK_EQ_INT(F.n_log, 1);
+	CHECK_EQ_INT(casfs_fs_file_get(fs, (uint64_t)bad, &f), -EIO);
+	CHECK_EQ_INT(F.n_log, 2); /* tried (and logged) again */
+	CHECK_EQ_INT(opens(&F), 2);
+	long long gone = walk(fs, path_in(&F, 5, NULL), &st);
+	CHECK_EQ_INT(casfs_fs_file_get(fs, (uint64_t)gone, &f), -EIO);
+	long long tree = walk(fs, path_in(&F, 1, NULL), &st);
+	CHECK_EQ_INT(casfs_fs_file_get(fs, (uint64_t)tree, &f), -EISDIR);
+	long long link = walk(fs, path_in(&F, 1, "link"), &st);
+	CHECK_EQ_INT(casfs_fs_file_get(fs, (uint64_t)link, &f), -ELOOP);
+	CHECK_EQ_INT(casfs_fs_file_get(fs, 123456789, &f), -ESTALE);
+	TEARDOWN();
+}
+
+TEST(file_cache_is_bounded)
+{
+	SETUP(false, false);
+	struct casfs_fs *small = fixture_fs_cap(&F, 1);
+	CHECK(small != NULL);
+	struct stat st;
+	long long a = walk(small, path_in(&F, 1, "data.txt"), &st);
+	long long big = walk(small, path_in(&F, 1, "big"), &st);
+	long long empty = walk(small, path_in(&F, 1, "empty"), &st);
+	struct casfs_fs_file *f1, *f2, *f3;
+	CHECK_EQ_INT(casfs_fs_file_get(small, (uint64_t)a, &f1), 0);
+	CHECK_EQ_INT(casfs_fs_file_get(small, (uint64_t)big, &f2), 0);
+	/* Held files stay open beyond the bound... */
+	CHECK_EQ_INT(casfs_fs_file_get(small, (uint64_t)empty, &f3), 0);
+	CHECK_EQ_INT(casfs_fs_read(small, f1, &st, 1, 0), 1);
+	casfs_fs_file_put(small, f1);
+	casfs_fs_file_put(small, f2);
+	casfs_fs_file_put(small, f3);
+	CHECK_EQ_INT(opens(&F), 3);
+	/* ...and once unused only the most recent one is kept. */
+	CHECK_EQ_INT(casfs_fs_file_get(small, (uint64_t)empty, &f3), 0);
+	casfs_fs_file_put(small, f3);
+	CHECK_EQ_INT(opens(&F), 3);
+	CHECK_EQ_INT(casfs_fs_file_get(small, (uint64_t)a, &f1), 0);
+	casfs_fs_file_put(small, f1);
+	CHECK_EQ_INT(opens(&F), 4);
+	CHECK_EQ_INT(bytes_read(&F), 1500 + 12 + 1); /* each verified once */
+	casfs_fs_free(small);
+	TEARDOWN();
+}
+
+struct getter {
+	struct casfs_fs *fs;
+	uint64_t ino;
+	int failures;
+};
+
+static void *get_many(void *arg)
+{
+	struct getter *g = arg;
+	for (int i = 0; i < 200; i++) {
+		struct casfs_fs_file *f;
+		char buf[2048];
+		if (casfs_fs_file_get(g->fs, g->ino, &f) < 0) {
+			g->failures++;
+			continue;
+		}
+		if (casfs_fs_read(g->fs, f, buf, sizeof(buf), (uint64_t)i % 3) != 1500 - i % 3)
+			g->failures++;
+		casfs_fs_file_put(g->fs, f);
+	}
+	return NULL;
+}
+
+TEST(file_get_concurrent_opens_once)
+{
+	SETUP(false, false);
+	struct stat st;
+	long long big = walk(fs, path_in(&F, 1, "big"), &st);
+	pthread_t t[8];
+	struct getter g[8];
+	for (int i = 0; i < 8; i++) {
+		g[i] = (struct getter){ fs, (uint64_t)big, 0 };
+		CHECK_EQ_INT(pthread_create(&t[i], NULL, get_many, &g[i]), 0);
+	}
+	int failures = 0;
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		failures += g[i].failures;
+	}
+	CHECK_EQ_INT(failures, 0);
+	CHECK_EQ_INT(opens(&F), 1);
 	TEARDOWN();
 }
