@@ -46,6 +46,9 @@ for b in "$@"; do
 		[ -x "$t" ] || continue
 		run_one "$b" "unit/$(basename "$t")" "$t"
 	done
+	# the local store's other temp-file path (O_TMPFILE + linkat)
+	[ -x "$top/$b/tests/test-services" ] &&
+		run_one "$b" "unit/test-services+O_TMPFILE" env CASFS_LOCAL_O_TMPFILE=1 "$top/$b/tests/test-services"
 	for t in "$top/$b"/fuzz-replay/fuzz-*; do
 		[ -x "$t" ] || continue
 		name=$(basename "$t" | sed 's/^fuzz-//')

@@ -179,6 +179,13 @@ static size_t bucket_of(const struct casfs_fs *fs, uint64_t ino)
 	return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 20) & (fs->n_buckets - 1);
 }
 
+void fs_held_add(struct casfs_fs *fs, size_t n)
+{
+	fs->held += n;
+	if (fs->held > fs->held_high)
+		fs->held_high = fs->held;
+}
+
 struct fs_inode *fs_inode_get(struct casfs_fs *fs, uint64_t ino)
 {
 	if (ino == CASFS_FS_ROOT_INO)
@@ -254,6 +261,7 @@ struct fs_inode *fs_inode_for_node(struct casfs_fs *fs, const uint8_t parent_key
 	i->next = fs->buckets[b];
 	fs->buckets[b] = i;
 	fs->n_inodes++;
+	fs_held_add(fs, 1);
 	table_maybe_grow(fs);
 	return i;
 }
@@ -268,6 +276,7 @@ void fs_inode_maybe_free(struct casfs_fs *fs, struct fs_inode *i)
 	if (*p) {
 		*p = i->next;
 		fs->n_inodes--;
+		fs->held -= 1 + (i->populated ? i->n_entries : 0);
 	}
 	inode_destroy(i);
 }
@@ -361,6 +370,7 @@ int fs_inode_populate(struct casfs_fs *fs, struct fs_inode *i)
 		i->entries = entries;
 		i->n_entries = n;
 		i->populated = true;
+		fs_held_add(fs, n);
 		memset(&dir, 0, sizeof(dir));
 		entries = NULL;
 	}

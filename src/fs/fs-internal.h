@@ -73,6 +73,10 @@ struct casfs_fs {
 	struct fs_inode **buckets;
 	size_t n_buckets; /* power of two */
 	size_t n_inodes;
+	/* What the table holds, in inodes plus entries of loaded directories
+	 * (about 100 bytes each), and the most since memory was last trimmed
+	 * (see casfs_fs_forget()). */
+	size_t held, held_high;
 	struct fs_inode root;
 
 	/* Blobs verified during this mount (fs-file.c); own lock. */
@@ -99,6 +103,8 @@ void fs_attr_of_inode(const struct fs_inode *i, struct stat *st);
 int fs_table_init(struct casfs_fs *fs);
 void fs_table_release(struct casfs_fs *fs);
 struct fs_inode *fs_inode_get(struct casfs_fs *fs, uint64_t ino);
+/* Count `n` more units in fs->held. */
+void fs_held_add(struct casfs_fs *fs, size_t n);
 /* The live inode for node `n` under the directory with key `parent_key`
  * and number `parent_ino`, created (with no lookups and no pins) if
  * needed.  NULL on OOM. */

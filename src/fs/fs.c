@@ -1,6 +1,9 @@
 /* The filesystem core: lookups, attributes and directories.  Files and
  * xattrs are in fs-file.c, the inode table in fs-inode.c. */
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,6 +180,21 @@ int casfs_fs_lookup(struct casfs_fs *fs, uint64_t parent, const char *name, stru
 	return r;
 }
 
+/* Freed inodes and directories go back to malloc's free lists, and glibc
+ * returns memory to the system only from the top of a heap, so a daemon
+ * whose table shrank (the kernel forgot what it held: memory pressure,
+ * drop_caches) would keep its peak size.  Once the table has halved since
+ * the last time, by a worthwhile amount, hand free pages back. */
+#define TRIM_MIN_HELD 16384 /* about 1.6 MB */
+
+static bool should_trim_locked(struct casfs_fs *fs)
+{
+	if (fs->held_high < fs->held + TRIM_MIN_HELD || fs->held > fs->held_high / 2)
+		return false;
+	fs->held_high = fs->held;
+	return true;
+}
+
 void casfs_fs_forget(struct casfs_fs *fs, uint64_t ino, uint64_t nlookup)
 {
 	pthread_mutex_lock(&fs->lock);
@@ -185,7 +203,14 @@ void casfs_fs_forget(struct casfs_fs *fs, uint64_t ino, uint64_t nlookup)
 		i->nlookup -= MIN(nlookup, i->nlookup);
 		fs_inode_maybe_free(fs, i);
 	}
+	bool trim = should_trim_locked(fs);
 	pthread_mutex_unlock(&fs->lock);
+#ifdef __GLIBC__
+	if (trim)
+		malloc_trim(0);
+#else
+	(void)trim;
+#endif
 }
 
 int casfs_fs_getattr(struct casfs_fs *fs, uint64_t ino, struct stat *ret_attr)

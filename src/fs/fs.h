@@ -81,7 +81,10 @@ void casfs_fs_free(struct casfs_fs *fs);
 /* Look `name` up in directory `parent`; on success fills *ret_attr (st_ino
  * is the child's inode number) and counts one lookup. */
 int casfs_fs_lookup(struct casfs_fs *fs, uint64_t parent, const char *name, struct stat *ret_attr);
-/* Drop `nlookup` lookups of `ino` (unknown inodes are ignored). */
+/* Drop `nlookup` lookups of `ino` (unknown inodes are ignored).  When the
+ * table has shrunk to half its size since the last time, free memory is
+ * handed back to the system (malloc_trim), so a daemon's RSS follows what
+ * the kernel holds. */
 void casfs_fs_forget(struct casfs_fs *fs, uint64_t ino, uint64_t nlookup);
 int casfs_fs_getattr(struct casfs_fs *fs, uint64_t ino, struct stat *ret_attr);
 /* The symlink target as a malloc'd NUL-terminated string (caller frees);

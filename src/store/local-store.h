@@ -25,8 +25,8 @@
  *                         "pathinfo"     20-byte store path digest ->
  *                                        PathInfo encoding (pathinfo-proto.h)
  *
- * Writing a blob: a temp file in tmp/ (O_TMPFILE where supported, else a
- * named file), hashed while written, then linked (or renamed) to its final
+ * Writing a blob: a temp file in tmp/ (a named file; O_TMPFILE with
+ * CASFS_LOCAL_O_TMPFILE=1), hashed while written, then linked (or renamed) to its final
  * name: a blob file is never partial under its name.  Blobs are NOT fsync'd
  * one by one: the blob service's sync hook does one syncfs(2), which
  * casfs_store_add_pathinfo() calls before committing a PathInfo (LMDB
