@@ -31,7 +31,7 @@ echo "nix-store --dump: sha256 $b"
 if "$casfs" mount --help >/dev/null 2>&1 && [ -e /dev/fuse ]; then
 	bindir=$(mktemp -d)
 	mnt=$(mktemp -d)
-	trap 'fusermount3 -u "$mnt" 2>/dev/null; rmdir "$mnt"; rm -rf "$bindir"' EXIT
+	trap 'fusermount3 -u "$mnt" 2>/dev/null || true; rmdir "$mnt" 2>/dev/null || true; rm -rf "$bindir"' EXIT
 	mkdir "$bindir/casfs-demo-bin"
 	cp "$casfs" "$bindir/casfs-demo-bin/casfs"
 	printf '#!/bin/sh\necho "hello from a program running out of a casfs mount: $0"\n' >"$bindir/casfs-demo-bin/hello"
