@@ -3,6 +3,7 @@
  * reference, never the lock: removing a blob while it is open just drops
  * the tree's reference. */
 #include "blobservice.h"
+#include "memory-index.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -199,35 +200,13 @@ static int mem_create(struct casfs_blob_service *s, struct casfs_blob_writer **r
 	return 0;
 }
 
-struct collect {
-	struct casfs_buf digests;
-	int r;
-};
-
-static void collect_action(const void *node, VISIT which, void *userdata)
-{
-	struct collect *c = userdata;
-	if ((which == postorder || which == leaf) && c->r >= 0) {
-		const struct mem_blob *b = *(struct mem_blob *const *)node;
-		c->r = casfs_buf_append(&c->digests, b->digest, CASFS_B3_LEN);
-	}
-}
-
 /* The callback runs without the lock (it may well call back into us), on a
  * snapshot of the digests. */
 static int mem_list(struct casfs_blob_service *s,
 		    int (*cb)(const uint8_t digest[CASFS_B3_LEN], void *userdata), void *userdata)
 {
 	struct mem_blob_service *m = (struct mem_blob_service *)s;
-	struct collect c = { CASFS_BUF_INIT, 0 };
-	pthread_mutex_lock(&m->lock);
-	twalk_r(m->root, collect_action, &c);
-	pthread_mutex_unlock(&m->lock);
-	int r = c.r;
-	for (size_t off = 0; r >= 0 && off < c.digests.len; off += CASFS_B3_LEN)
-		r = cb(c.digests.data + off, userdata);
-	casfs_buf_release(&c.digests);
-	return r < 0 ? r : 0;
+	return casfs_memory_list_digests(&m->root, &m->lock, cb, userdata);
 }
 
 static int mem_remove(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN])

@@ -2,6 +2,7 @@
  * under one mutex.  Keeping bytes rather than structs makes get() the same
  * decode-and-verify path as the persistent backends. */
 #include "directoryservice.h"
+#include "memory-index.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -126,33 +127,11 @@ out:
 	return r;
 }
 
-struct collect {
-	struct casfs_buf digests;
-	int r;
-};
-
-static void collect_action(const void *node, VISIT which, void *userdata)
-{
-	struct collect *c = userdata;
-	if ((which == postorder || which == leaf) && c->r >= 0) {
-		const struct mem_dir *d = *(struct mem_dir *const *)node;
-		c->r = casfs_buf_append(&c->digests, d->digest, CASFS_B3_LEN);
-	}
-}
-
 static int mem_list(struct casfs_directory_service *s,
 		    int (*cb)(const uint8_t digest[CASFS_B3_LEN], void *userdata), void *userdata)
 {
 	struct mem_dir_service *m = (struct mem_dir_service *)s;
-	struct collect c = { CASFS_BUF_INIT, 0 };
-	pthread_mutex_lock(&m->lock);
-	twalk_r(m->root, collect_action, &c);
-	pthread_mutex_unlock(&m->lock);
-	int r = c.r;
-	for (size_t off = 0; r >= 0 && off < c.digests.len; off += CASFS_B3_LEN)
-		r = cb(c.digests.data + off, userdata);
-	casfs_buf_release(&c.digests);
-	return r < 0 ? r : 0;
+	return casfs_memory_list_digests(&m->root, &m->lock, cb, userdata);
 }
 
 static void mem_free(struct casfs_directory_service *s)
