@@ -29,7 +29,7 @@ int casfs_import_register(struct casfs_store *s, struct casfs_node *root_taken,
 	if (pi.ca_digest) {
 		memcpy(pi.ca_digest, nar_sha256, CASFS_SHA256_LEN);
 		pi.ca_digest_len = CASFS_SHA256_LEN;
-		r = casfs_store_add_pathinfo(s, sp->digest, &pi, err);
+		r = casfs_store_add_ingested(s, sp->digest, &pi, err);
 	}
 	casfs_pathinfo_release(&pi);
 	return r;

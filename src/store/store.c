@@ -3,6 +3,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +125,7 @@ static int check_file(struct casfs_blob_service *blobs, const struct casfs_node 
 
 struct closure_check {
 	struct casfs_blob_service *blobs;
+	bool blobs_known;
 	struct casfs_error *err;
 };
 
@@ -131,6 +133,8 @@ static int check_dir_cb(const uint8_t digest[CASFS_B3_LEN], const struct casfs_d
 			void *userdata)
 {
 	struct closure_check *c = userdata;
+	if (c->blobs_known)
+		return 0;
 	char where[CASFS_B3_STR_LEN + 32];
 	casfs_b3_format(digest, where);
 	strcat(where, ": file ");
@@ -142,11 +146,11 @@ static int check_dir_cb(const uint8_t digest[CASFS_B3_LEN], const struct casfs_d
 	return 0;
 }
 
-static int check_closure(struct casfs_store *s, const struct casfs_node *root,
+static int check_closure(struct casfs_store *s, const struct casfs_node *root, bool blobs_known,
 			 struct casfs_error *err)
 {
 	if (root->type == CASFS_NODE_FILE)
-		return check_file(s->blobs, root, "", err);
+		return blobs_known ? 0 : check_file(s->blobs, root, "", err);
 	if (root->type != CASFS_NODE_DIRECTORY)
 		return 0;
 
@@ -167,7 +171,7 @@ static int check_closure(struct casfs_store *s, const struct casfs_node *root,
 				       "'%s': root node has size %llu, directory %s has size %llu",
 				       root->name, (unsigned long long)root->size, name,
 				       (unsigned long long)size);
-	struct closure_check c = { s->blobs, err };
+	struct closure_check c = { s->blobs, blobs_known, err };
 	r = casfs_directory_get_closure(s->directories, root->digest, check_dir_cb, &c, err);
 	if (r < 0)
 		return casfs_error_prefix(err, r, "'%s'", root->name);
@@ -188,8 +192,8 @@ static int check_name(const uint8_t digest[CASFS_STORE_DIGEST_LEN], const struct
 	return 0;
 }
 
-int casfs_store_add_pathinfo(struct casfs_store *s, const uint8_t digest[CASFS_STORE_DIGEST_LEN],
-			     const struct casfs_pathinfo *pi, struct casfs_error *err)
+static int add_pathinfo(struct casfs_store *s, const uint8_t digest[CASFS_STORE_DIGEST_LEN],
+			const struct casfs_pathinfo *pi, bool blobs_known, struct casfs_error *err)
 {
 	int r = casfs_pathinfo_validate(pi, err);
 	if (r < 0)
@@ -197,7 +201,7 @@ int casfs_store_add_pathinfo(struct casfs_store *s, const uint8_t digest[CASFS_S
 	r = check_name(digest, &pi->node, err);
 	if (r < 0)
 		return r;
-	r = check_closure(s, &pi->node, err);
+	r = check_closure(s, &pi->node, blobs_known, err);
 	if (r < 0)
 		return r;
 	/* Blobs were written without fsync; make them durable before the
@@ -206,4 +210,16 @@ int casfs_store_add_pathinfo(struct casfs_store *s, const uint8_t digest[CASFS_S
 	if (r < 0)
 		return casfs_error_set(err, r, "cannot sync blobs: %s", strerror(-r));
 	return casfs_pathinfo_put(s->pathinfos, digest, pi, err);
+}
+
+int casfs_store_add_pathinfo(struct casfs_store *s, const uint8_t digest[CASFS_STORE_DIGEST_LEN],
+			     const struct casfs_pathinfo *pi, struct casfs_error *err)
+{
+	return add_pathinfo(s, digest, pi, false, err);
+}
+
+int casfs_store_add_ingested(struct casfs_store *s, const uint8_t digest[CASFS_STORE_DIGEST_LEN],
+			     const struct casfs_pathinfo *pi, struct casfs_error *err)
+{
+	return add_pathinfo(s, digest, pi, true, err);
 }

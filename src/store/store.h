@@ -48,3 +48,9 @@ char *casfs_store_default_path(void);
  * PathInfo.  -EBADMSG/-ENOENT with a message naming what is missing. */
 int casfs_store_add_pathinfo(struct casfs_store *s, const uint8_t digest[CASFS_STORE_DIGEST_LEN],
 			     const struct casfs_pathinfo *pi, struct casfs_error *err);
+
+/* The same for an importer that has itself just stored (or found present
+ * with the right size) every blob of the closure: everything is checked
+ * but the blobs' presence, which would cost one stat per file again. */
+int casfs_store_add_ingested(struct casfs_store *s, const uint8_t digest[CASFS_STORE_DIGEST_LEN],
+			     const struct casfs_pathinfo *pi, struct casfs_error *err);
