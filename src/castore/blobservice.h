@@ -6,7 +6,7 @@
  * open and create at once.  A reader or writer object belongs to one
  * thread at a time.
  *
- * Readers do NOT verify content: casfs_blob_verify() (blob-verify.h) does,
+ * Readers do NOT verify content: casfs_blob_verify() (below) does,
  * and every consumer that serves bytes calls it first.  Writers hash what
  * they are given and commit under the digest they computed; a blob is
  * either fully present or absent (never partial), and committing content

@@ -71,9 +71,9 @@ void test_register_(const char *name, void (*fn)(void));
 		}                                                                    \
 	} while (0)
 
-/* Defined once per binary by including test.h with TEST_MAIN defined...
- * kept simple: the implementation lives in every test binary via this
- * static-inline-free block guarded by TEST_IMPL_ONCE. */
+/* The runner: every test binary is one .c file that includes this header
+ * once, so main() lives here (a file that needs its own main defines
+ * TEST_NO_MAIN). */
 #ifndef TEST_NO_MAIN
 int test_failed_;
 const char *test_file_;
