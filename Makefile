@@ -3,12 +3,17 @@
 # `make demo` runs the main job on the embedded default store.
 #
 #   make SAN=1          build into build-asan/ with ASan+UBSan
+#   make TSAN=1         build into build-tsan/ with ThreadSanitizer
 #   make fuzz           build libFuzzer targets into build-fuzz/
 
 SAN ?=
+TSAN ?=
 ifeq ($(SAN),1)
 BUILD ?= build-asan
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(TSAN),1)
+BUILD ?= build-tsan
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
 else
 BUILD ?= build
 SANFLAGS :=
@@ -105,6 +110,7 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory tests
 	@$(MAKE) --no-print-directory SAN=1 tests
+	@$(MAKE) --no-print-directory TSAN=1 all
 	@sh tests/run.sh build build-asan
 
 demo: deps
@@ -119,9 +125,13 @@ bench: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/bench-hashbound
 	@bash bench/import.sh
 
-clean:
-	rm -rf build build-asan build-fuzz
+bench-mount: deps
+	@$(MAKE) --no-print-directory BUILD=build all
+	@CASFS=$(CURDIR)/build/casfs bash bench/mount.sh
 
-.PHONY: all tests fuzz deps check demo bench clean
+clean:
+	rm -rf build build-asan build-tsan build-fuzz
+
+.PHONY: all tests fuzz deps check demo bench bench-mount clean
 .SECONDARY:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

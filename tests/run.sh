@@ -60,5 +60,11 @@ for b in "$@"; do
 	done
 done
 
+# The mount's concurrency test once more, with a ThreadSanitizer daemon.
+if [ -x "$top/build-tsan/casfs" ]; then
+	export CASFS="$top/build/casfs" CASFS_TSAN="$top/build-tsan/casfs" CASFS_SANITIZED=tsan
+	run_one build-tsan "sh/tsan-mount" bash "$top/tests/sh/tsan-mount.sh"
+fi
+
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -15,7 +15,14 @@ struct casfs_fuse {
 	/* Set once in init, before any other request: the kernel skips
 	 * open/release ("no_open") and reads carry no file handle. */
 	bool no_open;
+	/* /sys/class/bdi/MAJ:MIN/read_ahead_kb of the mount, to be raised by
+	 * the first request after INIT while `readahead_pending` (atomic). */
+	char readahead_knob[96];
+	bool readahead_pending;
 };
+
+/* The readahead window casfs asks for, in KiB (see fuse-ops.c). */
+#define CASFS_FUSE_READAHEAD_KB 512
 
 /* Immutable content: the kernel may cache entries and attributes as long
  * as it likes (a year; libfuse's conversion saturates anyway). */

@@ -5,8 +5,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "basic/util.h"
 
@@ -59,8 +61,31 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	}
 }
 
+/* Reads reach us in requests no larger than the readahead window, which
+ * the kernel starts at 128 KiB for a FUSE mount and INIT can only lower.
+ * 512 KiB takes a third off cold sequential reads; above that, replies no
+ * longer fit libfuse's splice pipe (1 MiB) and are copied.  The knob is in
+ * sysfs, writable by root only, and INIT would clamp it again, so the
+ * first lookup or getattr after INIT sets it, once; failure is harmless. */
+static void raise_readahead(struct casfs_fuse *c)
+{
+	if (!__atomic_load_n(&c->readahead_pending, __ATOMIC_RELAXED) ||
+	    !__atomic_exchange_n(&c->readahead_pending, false, __ATOMIC_RELAXED))
+		return;
+	int fd = open(c->readahead_knob, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char v[16];
+	int n = snprintf(v, sizeof(v), "%d", CASFS_FUSE_READAHEAD_KB);
+	if (write(fd, v, (size_t)n) != n) {
+		/* not root, or no such knob: keep the kernel's window */
+	}
+	close(fd);
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	raise_readahead(ctx(req));
 	struct stat st;
 	struct fuse_entry_param e;
 	int r = casfs_fs_lookup(ctx(req)->fs, parent, name, &st);
@@ -94,6 +119,7 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)fi;
+	raise_readahead(ctx(req));
 	struct stat st;
 	int r = casfs_fs_getattr(ctx(req)->fs, ino, &st);
 	if (r < 0)

@@ -205,6 +205,43 @@ static void log_line(void *userdata, enum casfs_fs_log_level level, const char *
 		fprintf(stderr, "casfs mount: %s\n", msg);
 }
 
+/* The sysfs readahead knob of the filesystem mounted at `abs`, from
+ * /proc/self/mountinfo ("ID PARENT MAJ:MIN ROOT MOUNTPOINT ..."; the mount
+ * point has space, tab, newline and backslash escaped as \ooo).  Asking the
+ * kernel (stat) would wait for the daemon, which is not serving yet. */
+static bool find_readahead_knob(const char *abs, char *ret, size_t size)
+{
+	FILE *mi = fopen("/proc/self/mountinfo", "re");
+	if (!mi)
+		return false;
+	char *line = NULL, dev[32] = "";
+	size_t cap = 0;
+	while (getline(&line, &cap, mi) > 0) {
+		char d[32], mp[PATH_MAX + 1];
+		if (sscanf(line, "%*s %*s %31s %*s %4096s", d, mp) != 2)
+			continue;
+		/* unescape in place */
+		char *w = mp;
+		for (const char *r = mp; *r; r++) {
+			if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+			    r[3] >= '0' && r[3] <= '7') {
+				*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+				r += 3;
+			} else {
+				*w++ = *r;
+			}
+		}
+		*w = 0;
+		if (strcmp(mp, abs) == 0)
+			snprintf(dev, sizeof(dev), "%s", d); /* the last one is ours */
+	}
+	free(line);
+	fclose(mi);
+	if (!dev[0])
+		return false;
+	return snprintf(ret, size, "/sys/class/bdi/%s/read_ahead_kb", dev) < (int)size;
+}
+
 /* Build the libfuse argument vector.  -1 on OOM. */
 static int fuse_argv(const struct mount_opts *o, struct fuse_args *args)
 {
@@ -265,6 +302,8 @@ static int serve(struct mount_opts *o, int ready_fd, struct failure *f)
 		fuse_remove_signal_handlers(se);
 		goto out;
 	}
+	ctx.readahead_pending =
+		find_readahead_knob(abs, ctx.readahead_knob, sizeof(ctx.readahead_knob));
 	if (o->verbose)
 		fprintf(stderr, "casfs mount: serving %s on %s\n", store->url, abs);
 	if (ready_fd >= 0) {
