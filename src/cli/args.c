@@ -69,3 +69,20 @@ int cli_args_parse(struct cli *c, int argc, char **argv, const struct cli_flag *
 	}
 	return 0;
 }
+
+bool cli_args_one_path(struct cli *c, int argc, char **argv, const char *help,
+		       const char **ret_path, int *ret_exit)
+{
+	struct cli_args a;
+	int r = cli_args_parse(c, argc, argv, NULL, help, &a);
+	if (r < 0)
+		*ret_exit = cli_args_exit(r);
+	else if (a.n_pos != 1)
+		*ret_exit = cli_usage_error(c, "expected exactly one store path");
+	else
+		*ret_exit = cli_open_store(c, false);
+	if (r >= 0 && *ret_exit == 0)
+		*ret_path = a.pos[0];
+	free(a.pos);
+	return r >= 0 && *ret_exit == 0;
+}

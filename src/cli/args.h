@@ -24,3 +24,9 @@ struct cli_args {
 int cli_args_parse(struct cli *c, int argc, char **argv, const struct cli_flag *flags,
 		   const char *help, struct cli_args *ret);
 int cli_args_exit(int r);
+
+/* For commands taking exactly one path and no options: parse, then open
+ * the store.  True with *ret_path set (pointing into argv) to go on; false
+ * with *ret_exit set to stop (help shown, or an error reported). */
+bool cli_args_one_path(struct cli *c, int argc, char **argv, const char *help,
+		       const char **ret_path, int *ret_exit);

@@ -77,21 +77,11 @@ static int walk(struct browse *b, struct stat *ret_attr)
 static bool browse_open(struct cli *c, int argc, char **argv, const char *help, struct browse *b,
 			struct stat *ret_attr, int *ret_exit)
 {
-	struct cli_args a;
-	int r = cli_args_parse(c, argc, argv, NULL, help, &a);
-	_cleanup_free_ char **pos = a.pos;
-	if (r < 0)
-		*ret_exit = cli_args_exit(r);
-	else if (a.n_pos != 1)
-		*ret_exit = cli_usage_error(c, "expected exactly one store path");
-	else
-		*ret_exit = cli_open_store(c, false);
-	if (r < 0 || *ret_exit)
-		return false;
 	b->cli = c;
-	b->path = a.pos[0];
+	if (!cli_args_one_path(c, argc, argv, help, &b->path, ret_exit))
+		return false;
 	struct casfs_fs_options o = { .log = log_damage, .log_userdata = b };
-	r = casfs_fs_new(c->store, &o, &b->fs);
+	int r = casfs_fs_new(c->store, &o, &b->fs);
 	*ret_exit = r < 0 ? cli_fail(c, r, NULL) : walk(b, ret_attr);
 	return *ret_exit == 0;
 }

@@ -23,24 +23,14 @@ static int stdout_sink(void *userdata, const void *p, size_t n)
 static bool resolve_one(struct cli *c, int argc, char **argv, const char *help,
 			struct casfs_node *ret_node, const char **ret_path, int *ret_exit)
 {
-	struct cli_args a;
-	int r = cli_args_parse(c, argc, argv, NULL, help, &a);
-	_cleanup_free_ char **pos = a.pos;
-	if (r < 0)
-		*ret_exit = cli_args_exit(r);
-	else if (a.n_pos != 1)
-		*ret_exit = cli_usage_error(c, "expected exactly one store path");
-	else
-		*ret_exit = cli_open_store(c, false);
-	if (*ret_exit || r < 0)
+	if (!cli_args_one_path(c, argc, argv, help, ret_path, ret_exit))
 		return false;
 	struct casfs_error err = { 0 };
-	r = casfs_store_resolve(c->store, a.pos[0], ret_node, NULL, &err);
+	int r = casfs_store_resolve(c->store, *ret_path, ret_node, NULL, &err);
 	if (r < 0) {
 		*ret_exit = cli_fail(c, r, &err);
 		return false;
 	}
-	*ret_path = a.pos[0];
 	return true;
 }
 
