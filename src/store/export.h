@@ -6,7 +6,7 @@
  * -ENOENT) whose message names the digest, and no byte of that file is
  * written.  (Bytes of earlier files of a NAR may already have gone out:
  * callers writing to a stream must treat the failure as fatal.)  Large
- * local blobs are memory-mapped to hash and hand out the same pages; the
+ * local blobs are verified, then handed out from a memory mapping; the
  * store's blob files are immutable, so nothing truncates them meanwhile
  * short of tampering with the store directory. */
 #pragma once
