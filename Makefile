@@ -129,9 +129,13 @@ bench-mount: deps
 	@$(MAKE) --no-print-directory BUILD=build all
 	@CASFS=$(CURDIR)/build/casfs bash bench/mount.sh
 
+# The README's two commands on a brand-new minimal Debian 12 root (root only).
+fresh-check:
+	@sh scripts/fresh-check.sh
+
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
 
-.PHONY: all tests fuzz deps check demo bench bench-mount clean
+.PHONY: all tests fuzz deps check demo bench bench-mount fresh-check clean
 .SECONDARY:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,10 +1,13 @@
 #!/bin/sh
-# Install the Debian packages casfs needs to build, test and benchmark.
-# Idempotent: does nothing (and no apt-get update) when everything is present.
+# Install the Debian packages casfs needs to build, test, benchmark and run
+# its demo, plus any extra package names given as arguments.  Needs only
+# POSIX sh and dpkg/apt (a minimal Debian 12 root has both).  Idempotent:
+# does nothing, and no apt-get update, when everything is present.
 set -eu
-PKGS="build-essential pkg-config clang libclang-rt-14-dev llvm \
+PKGS="build-essential make pkg-config clang libclang-rt-14-dev llvm \
 librust-blake3-dev libssl-dev liblmdb-dev libfuse3-dev fuse3 \
-nix-bin attr squashfuse squashfs-tools fio python3 bc time xxd"
+nix-bin attr squashfuse squashfs-tools fio python3 bc time xxd b3sum openssl \
+$*"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
