@@ -6,7 +6,7 @@
 set -eu
 PKGS="build-essential make pkg-config clang libclang-rt-14-dev llvm \
 librust-blake3-dev libssl-dev liblmdb-dev libfuse3-dev fuse3 \
-nix-bin attr squashfuse squashfs-tools fio python3 bc time xxd b3sum openssl \
+nix-bin attr squashfuse squashfs-tools fio python3 bc time xxd b3sum openssl psmisc \
 $*"
 missing=""
 for p in $PKGS; do

@@ -90,6 +90,7 @@ trap teardown EXIT
 trap 'exit 130' INT TERM HUP
 
 tar -C "$root" -xf "$tarball"
+chmod 755 "$root" # mktemp made it 0700: other users (tests drop privileges) must reach /usr
 {
 	echo "deb $mirror $suite main"
 	echo "deb $mirror $suite-updates main"

@@ -41,7 +41,7 @@ struct command {
  * the command name too. */
 static int cmd_mount(struct cli *c, int argc, char **argv)
 {
-	char **args = calloc((size_t)argc + 4, sizeof(*args));
+	char **args = calloc((size_t)argc + 3 + (size_t)c->verbose, sizeof(*args));
 	if (!args)
 		return cli_failf(c, "out of memory");
 	int n = 0;
@@ -50,7 +50,7 @@ static int cmd_mount(struct cli *c, int argc, char **argv)
 		args[n++] = (char *)"--store";
 		args[n++] = (char *)c->store_url;
 	}
-	if (c->verbose)
+	for (int v = 0; v < c->verbose; v++) /* -v -v: libfuse's debug trace */
 		args[n++] = (char *)"-v";
 	for (int i = 1; i < argc; i++)
 		args[n++] = argv[i];

@@ -3,7 +3,7 @@
  * Why: with FUSE "no_open" the kernel sends no open or release, so a read
  * names only an inode; opening the blob file (and closing it) on every
  * read request would cost two syscalls per 128 KiB.  Instead open blobs
- * are kept by digest: every inode with the same content shares one, and
+ * are kept by digest (and size): every inode with the same content shares one, and
  * the first user opens and verifies it while later ones wait on `opened`
  * (readahead sends several reads of one file at once; they must not all
  * hash it).  A failed open is handed to the waiters and then forgotten,
@@ -144,8 +144,11 @@ int casfs_fs_file_get(struct casfs_fs *fs, uint64_t ino, struct casfs_fs_file **
 	struct fs_filecache *c = &fs->files;
 	struct casfs_fs_file *victims = NULL;
 	pthread_mutex_lock(&c->lock);
+	/* Keyed by digest and size: a node that claims another size for the
+	 * same digest gets an entry of its own, whose open fails (EIO) as it
+	 * would uncached, instead of another node's open file. */
 	struct casfs_fs_file *f = *bucket(c, digest);
-	while (f && memcmp(f->digest, digest, CASFS_B3_LEN) != 0)
+	while (f && (memcmp(f->digest, digest, CASFS_B3_LEN) != 0 || f->size != size))
 		f = f->hnext;
 	if (f) {
 		if (f->refs++ == 0)
@@ -172,6 +175,7 @@ int casfs_fs_file_get(struct casfs_fs *fs, uint64_t ino, struct casfs_fs_file **
 	f->fd = -1;
 	f->state = FS_FILE_OPENING;
 	f->refs = 1;
+	f->size = size;
 	memcpy(f->digest, digest, CASFS_B3_LEN);
 	struct casfs_fs_file **b = bucket(c, digest);
 	f->hnext = *b;

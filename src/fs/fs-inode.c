@@ -7,17 +7,21 @@
  * whole mount even after the kernel forgot it and looked it up again (and,
  * as a bonus, across remounts of the same store):
  *
- *   key(file)      = BLAKE3("file" 0 || blob digest || executable byte)
+ *   key(file)      = BLAKE3("file" 0 || blob digest || executable byte ||
+ *                           size, 8 bytes little-endian)
  *   key(symlink)   = BLAKE3("symlink" 0 || target)
  *   key(directory) = BLAKE3("dir" 0 || key(parent directory) || name)
  *   key(root)      = 32 zero bytes
  *   ino            = the first 8 key bytes, little-endian, shifted right by
  *                    one (63 bits), 0 and 1 moved to 2 and 3.
  *
- * Sharing.  Files with the same content and executable flag, and symlinks
+ * Sharing.  Files with the same content, size and executable flag, and symlinks
  * with the same target, get the same key and so the same inode: everything
  * the kernel sees of them (type, mode, size, target, content) is identical,
- * and the page cache holds shared content once.  They still report
+ * and the page cache holds shared content once.  (The size is in the key
+ * so that a damaged or lying directory that claims another size for a
+ * digest gets an inode of its own, whose reads fail with EIO, instead of
+ * changing the size every other node of that digest shows.)  They still report
  * st_nlink 1, which is the truth as far as tools are concerned: tar, cp -a,
  * rsync -H and du only treat a (dev, ino) pair as a hard link when
  * st_nlink > 1, so an archive of the mount stores every copy in full, just
@@ -68,10 +72,13 @@ void fs_key_of_node(const uint8_t parent_key[FS_KEY_LEN], const struct casfs_nod
 	casfs_b3_init(&h);
 	switch (n->type) {
 	case CASFS_NODE_FILE: {
-		uint8_t x = n->executable ? 1 : 0;
+		uint8_t x = n->executable ? 1 : 0, size[8];
+		for (int i = 0; i < 8; i++)
+			size[i] = (uint8_t)(n->size >> (8 * i));
 		casfs_b3_update(&h, "file", 5);
 		casfs_b3_update(&h, n->digest, CASFS_B3_LEN);
 		casfs_b3_update(&h, &x, 1);
+		casfs_b3_update(&h, size, sizeof(size));
 		break;
 	}
 	case CASFS_NODE_SYMLINK:

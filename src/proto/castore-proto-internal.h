@@ -11,11 +11,12 @@
 char *casfs_proto_memdup0(const void *p, size_t n);
 
 /* Make room for element n (0-based) of a malloc'd array of `size`-byte
- * elements holding n, growing geometrically, and zero it.  Returns the
- * (possibly moved) array, or NULL on OOM/overflow with `arr` untouched.
- * Works on any malloc'd array whatever its history (the room is asked of
- * the allocator), so hand-built arrays may be appended to. */
-void *casfs_proto_grow(void *arr, size_t n, size_t size);
+ * elements holding n, growing geometrically, and zero it.  *cap is the
+ * number of elements the array has room for, or any smaller number (0 when
+ * unknown, as for a hand-built or exactly sized array: it is then grown);
+ * it is updated when the array is reallocated.  Returns the (possibly
+ * moved) array, or NULL on OOM/overflow with `arr` and *cap untouched. */
+void *casfs_proto_grow(void *arr, size_t n, size_t *cap, size_t size);
 
 /* Merge a tvix.castore.v1.Node message (the oneof wrapper) into *n, as
  * protobuf does: the same member again merges into it, another member

@@ -1,7 +1,6 @@
 #include "castore-proto.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,20 +48,21 @@ char *casfs_proto_memdup0(const void *p, size_t n)
 	return s;
 }
 
-void *casfs_proto_grow(void *arr, size_t n, size_t size)
+void *casfs_proto_grow(void *arr, size_t n, size_t *cap, size_t size)
 {
-	size_t need, want;
-	if (__builtin_add_overflow(n, 1, &need) || __builtin_mul_overflow(need, size, &need))
+	size_t need, bytes;
+	if (__builtin_add_overflow(n, 1, &need) || __builtin_mul_overflow(need, size, &bytes))
 		return NULL;
-	/* Asking the allocator for the real room keeps appends amortised
-	 * O(1) without a capacity field in the public structs. */
-	if (!arr || malloc_usable_size(arr) < need) {
-		if (__builtin_mul_overflow(need, 2, &want))
-			want = need;
-		void *p = realloc(arr, want);
+	if (!arr || *cap < need) {
+		size_t want, want_bytes;
+		if (__builtin_mul_overflow(need, 2, &want) ||
+		    __builtin_mul_overflow(want, size, &want_bytes))
+			want = need, want_bytes = bytes;
+		void *p = realloc(arr, want_bytes);
 		if (!p)
 			return NULL;
 		arr = p;
+		*cap = want;
 	}
 	memset((uint8_t *)arr + n * size, 0, size);
 	return arr;
@@ -175,10 +175,10 @@ int casfs_directory_copy(const struct casfs_directory *src, struct casfs_directo
 }
 
 /* Append a zeroed node of `type` to a list; NULL on OOM. */
-static struct casfs_node *append_node(struct casfs_node **arr, size_t *n,
+static struct casfs_node *append_node(struct casfs_node **arr, size_t *n, size_t *cap,
 				      enum casfs_node_type type)
 {
-	struct casfs_node *p = casfs_proto_grow(*arr, *n, sizeof(**arr));
+	struct casfs_node *p = casfs_proto_grow(*arr, *n, cap, sizeof(**arr));
 	if (!p)
 		return NULL;
 	*arr = p;
@@ -187,13 +187,13 @@ static struct casfs_node *append_node(struct casfs_node **arr, size_t *n,
 	return e;
 }
 
-static struct casfs_node *add_named(struct casfs_node **arr, size_t *n, enum casfs_node_type type,
-				    const char *name, size_t name_len)
+static struct casfs_node *add_named(struct casfs_node **arr, size_t *n, size_t *cap,
+				    enum casfs_node_type type, const char *name, size_t name_len)
 {
 	char *copy = casfs_proto_memdup0(name, name_len);
 	if (!copy)
 		return NULL;
-	struct casfs_node *e = append_node(arr, n, type);
+	struct casfs_node *e = append_node(arr, n, cap, type);
 	if (!e) {
 		free(copy);
 		return NULL;
@@ -206,7 +206,7 @@ static struct casfs_node *add_named(struct casfs_node **arr, size_t *n, enum cas
 int casfs_directory_add_directory(struct casfs_directory *d, const char *name, size_t name_len,
 				  const uint8_t digest[CASFS_B3_LEN], uint64_t size)
 {
-	struct casfs_node *e = add_named(&d->directories, &d->n_directories,
+	struct casfs_node *e = add_named(&d->directories, &d->n_directories, &d->directories_cap,
 					 CASFS_NODE_DIRECTORY, name, name_len);
 	if (!e)
 		return -ENOMEM;
@@ -219,7 +219,7 @@ int casfs_directory_add_directory(struct casfs_directory *d, const char *name, s
 int casfs_directory_add_file(struct casfs_directory *d, const char *name, size_t name_len,
 			     const uint8_t digest[CASFS_B3_LEN], uint64_t size, bool executable)
 {
-	struct casfs_node *e = add_named(&d->files, &d->n_files, CASFS_NODE_FILE, name, name_len);
+	struct casfs_node *e = add_named(&d->files, &d->n_files, &d->files_cap, CASFS_NODE_FILE, name, name_len);
 	if (!e)
 		return -ENOMEM;
 	memcpy(e->digest, digest, CASFS_B3_LEN);
@@ -235,7 +235,7 @@ int casfs_directory_add_symlink(struct casfs_directory *d, const char *name, siz
 	char *t = casfs_proto_memdup0(target, target_len);
 	if (!t)
 		return -ENOMEM;
-	struct casfs_node *e = add_named(&d->symlinks, &d->n_symlinks, CASFS_NODE_SYMLINK, name,
+	struct casfs_node *e = add_named(&d->symlinks, &d->n_symlinks, &d->symlinks_cap, CASFS_NODE_SYMLINK, name,
 					 name_len);
 	if (!e) {
 		free(t);
@@ -633,16 +633,16 @@ int casfs_directory_decode(const uint8_t *p, size_t len, struct casfs_directory 
 	casfs_wire_reader_init(&r, p, len);
 	while ((k = casfs_wire_next(&r, &f, err)) > 0) {
 		struct casfs_node **arr;
-		size_t *n;
+		size_t *n, *cap;
 		switch (f.number) {
 		case CASFS_NODE_DIRECTORY:
-			arr = &d.directories, n = &d.n_directories;
+			arr = &d.directories, n = &d.n_directories, cap = &d.directories_cap;
 			break;
 		case CASFS_NODE_FILE:
-			arr = &d.files, n = &d.n_files;
+			arr = &d.files, n = &d.n_files, cap = &d.files_cap;
 			break;
 		case CASFS_NODE_SYMLINK:
-			arr = &d.symlinks, n = &d.n_symlinks;
+			arr = &d.symlinks, n = &d.n_symlinks, cap = &d.symlinks_cap;
 			break;
 		default:
 			continue;
@@ -652,7 +652,7 @@ int casfs_directory_decode(const uint8_t *p, size_t len, struct casfs_directory 
 			break;
 		}
 		enum casfs_node_type t = (enum casfs_node_type)f.number;
-		struct casfs_node *e = append_node(arr, n, t);
+		struct casfs_node *e = append_node(arr, n, cap, t);
 		if (!e) {
 			k = casfs_error_set(err, -ENOMEM, "out of memory");
 			break;

@@ -67,13 +67,19 @@ struct casfs_node {
 	size_t target_len;
 };
 
+/* Each list: the array, its length, and the room the builders know it has
+ * (0 when unknown, e.g. a hand-built array: the next append reallocates;
+ * never more than the array really has). */
 struct casfs_directory {
 	struct casfs_node *directories; /* type CASFS_NODE_DIRECTORY */
 	size_t n_directories;
+	size_t directories_cap;
 	struct casfs_node *files;       /* type CASFS_NODE_FILE */
 	size_t n_files;
+	size_t files_cap;
 	struct casfs_node *symlinks;    /* type CASFS_NODE_SYMLINK */
 	size_t n_symlinks;
+	size_t symlinks_cap;
 };
 
 /* Embedded-struct lifecycle; release accepts a zeroed struct. */

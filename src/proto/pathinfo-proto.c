@@ -66,10 +66,11 @@ int casfs_pathinfo_copy(const struct casfs_pathinfo *src, struct casfs_pathinfo 
 	struct casfs_pathinfo c = *src;
 	c.node = (struct casfs_node){ 0 };
 	c.references = NULL;
+	c.references_cap = 0;
 	c.signatures = NULL;
-	c.n_signatures = 0;
+	c.n_signatures = c.signatures_cap = 0;
 	c.reference_names = NULL;
-	c.n_reference_names = 0;
+	c.n_reference_names = c.reference_names_cap = 0;
 	c.deriver_name = NULL;
 	c.ca_digest = NULL;
 
@@ -374,7 +375,8 @@ static int narinfo_merge(struct casfs_wire_reader *r, struct casfs_pathinfo *pi,
 			break;
 		case NI_SIGNATURES: {
 			struct casfs_signature *s =
-				casfs_proto_grow(pi->signatures, pi->n_signatures, sizeof(*s));
+				casfs_proto_grow(pi->signatures, pi->n_signatures,
+						 &pi->signatures_cap, sizeof(*s));
 			if (!s)
 				return casfs_error_set(err, -ENOMEM, "out of memory");
 			pi->signatures = s;
@@ -383,7 +385,7 @@ static int narinfo_merge(struct casfs_wire_reader *r, struct casfs_pathinfo *pi,
 		}
 		case NI_REFERENCE_NAMES: {
 			char **names = casfs_proto_grow(pi->reference_names, pi->n_reference_names,
-							sizeof(*names));
+							&pi->reference_names_cap, sizeof(*names));
 			if (!names)
 				return casfs_error_set(err, -ENOMEM, "out of memory");
 			pi->reference_names = names;
@@ -432,7 +434,8 @@ int casfs_pathinfo_decode(const uint8_t *p, size_t len, struct casfs_pathinfo *r
 				break;
 			}
 			uint8_t(*refs)[CASFS_STORE_DIGEST_LEN] =
-				casfs_proto_grow(pi.references, pi.n_references, sizeof(*refs));
+				casfs_proto_grow(pi.references, pi.n_references,
+						 &pi.references_cap, sizeof(*refs));
 			if (!refs) {
 				k = casfs_error_set(err, -ENOMEM, "out of memory");
 				break;

@@ -64,16 +64,21 @@ struct casfs_signature {
 
 struct casfs_pathinfo {
 	struct casfs_node node;
+	/* Arrays carry the room the decoder knows they have, as in
+	 * struct casfs_directory (0: unknown). */
 	uint8_t (*references)[CASFS_STORE_DIGEST_LEN]; /* owned array */
 	size_t n_references;
+	size_t references_cap;
 
 	bool has_narinfo;
 	uint64_t nar_size;
 	uint8_t nar_sha256[CASFS_SHA256_LEN];
 	struct casfs_signature *signatures; /* owned array */
 	size_t n_signatures;
+	size_t signatures_cap;
 	char **reference_names;             /* owned array of owned strings */
 	size_t n_reference_names;
+	size_t reference_names_cap;
 	bool has_deriver;
 	char *deriver_name;                 /* owned */
 	uint8_t deriver_digest[CASFS_STORE_DIGEST_LEN];

@@ -17,6 +17,9 @@
 #include "ingest.h"
 
 #define READ_CHUNK (1u << 20)
+/* import_small() reads a whole small file plus one byte into w->buf. */
+_Static_assert(CASFS_INGEST_SMALL_FILE <= READ_CHUNK,
+	       "w->buf (READ_CHUNK + 1 bytes) must hold a small file and one more byte");
 
 struct walk {
 	struct casfs_store *store;
@@ -147,11 +150,15 @@ static int copy_large(struct walk *w, int fd, uint64_t size, const uint8_t diges
 	if (r >= 0)
 		r = casfs_blob_worker_stream_end(w->worker, 0, digest);
 	struct digest_result res;
-	int d = casfs_blob_worker_drain(w->worker, take_digest, &res, err);
-	if (r >= 0 && d == -EBADMSG)
+	struct casfs_error worker_err = { 0 };
+	int d = casfs_blob_worker_drain(w->worker, take_digest, &res, &worker_err);
+	if (r < 0 && r != d)
+		return r; /* our own failure (a read): err says what */
+	if (d == -EBADMSG) /* the copy does not hash to what the first read did */
 		return changed_error(w, err);
-	if (r >= 0 && d < 0)
-		return casfs_error_prefix(err, d, "'%s'", w->path);
+	if (d < 0) /* the worker's failure (e.g. the disk is full), naming the file */
+		return casfs_error_prefix(err, casfs_error_set(err, d, "%s", casfs_error_message(&worker_err, d)),
+					  "'%s'", w->path);
 	return r;
 }
 

@@ -391,6 +391,17 @@ check_eq usage-exit "$?" 2
 check_eq help-exit "$?" 0
 unmount "$M" "$TMP/remount.log" || fail unmount-remount "daemon did not exit"
 
+# -v -v given before the command reaches libfuse's debug trace
+mkdir -p "$TMP/mdebug"
+MOUNTS+=("$TMP/mdebug")
+if "$CASFS" -v -v mount "$TMP/mdebug" --background 2>"$TMP/debug.trace"; then
+	cat "$TMP/mdebug/$BASE/twin" >/dev/null
+	unmount "$TMP/mdebug" "$TMP/debug.trace" || fail unmount-debug "daemon did not exit"
+	if grep -q 'opcode: LOOKUP' "$TMP/debug.trace"; then pass verbose-twice-debug-trace; else fail verbose-twice-debug-trace "no libfuse trace: $(head -3 "$TMP/debug.trace" | tr '\n' '|')"; fi
+else
+	fail verbose-twice-debug-trace "mount failed: $(tail -2 "$TMP/debug.trace")"
+fi
+
 # --- the daemons' stderr -----------------------------------------------------
 
 bad=$(cat "${LOGS[@]}" 2>/dev/null | grep -E 'AddressSanitizer|LeakSanitizer|runtime error|Segmentation' | head -3)

@@ -1,4 +1,4 @@
-/* src/basic/encoding.c and src/digest/digest.c.
+/* src/basic/encoding.c, src/basic/error.c and src/digest/digest.c.
  *
  * Oracles: RFC 4648 section 10 (base64), Nix 2.8 itself
  * (`nix hash to-base32`, `nix hash to-sri`, `nix-hash --to-base32`, run on
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "basic/encoding.h"
+#include "basic/error.h"
 #include "basic/util.h"
 #include "digest/digest.h"
 #include "test.h"
@@ -291,4 +292,38 @@ TEST(sha256_format_parse)
 			FAILF("accepted %s", bad[i]);
 		CHECK_EQ_INT(casfs_sha256_parse(bad[i], back), -EBADMSG);
 	}
+}
+
+/* error.h: the message always belongs to the code it is reported for. */
+TEST(error_code_and_message_agree)
+{
+	struct casfs_error err = { 0 };
+	/* an inner, precise message survives an outer set for the same code */
+	CHECK_EQ_INT(casfs_error_set(&err, -EBADMSG, "blob %s damaged", "ab"), -EBADMSG);
+	CHECK_EQ_INT(casfs_error_set(&err, -EBADMSG, "reading"), -EBADMSG);
+	CHECK_EQ_STR(casfs_error_message(&err, -EBADMSG), "blob ab damaged");
+	CHECK_EQ_INT(err.code, -EBADMSG);
+
+	/* a failure with another code replaces it: code and message agree */
+	CHECK_EQ_INT(casfs_error_set(&err, -ENOSPC, "disk full"), -ENOSPC);
+	CHECK_EQ_INT(err.code, -ENOSPC);
+	CHECK_EQ_STR(casfs_error_message(&err, -ENOSPC), "disk full");
+
+	/* a stale message is never shown for another code */
+	CHECK_EQ_STR(casfs_error_message(&err, -EIO), strerror(EIO));
+
+	/* prefix over a stale message of another code: context + strerror */
+	CHECK_EQ_INT(casfs_error_prefix(&err, -EIO, "storing %d", 7), -EIO);
+	CHECK_EQ_INT(err.code, -EIO);
+	CHECK_EQ_STR(casfs_error_message(&err, -EIO), "storing 7: Input/output error");
+	/* prefix over a message of the same code keeps it */
+	casfs_error_prefix(&err, -EIO, "outer");
+	CHECK_EQ_STR(casfs_error_message(&err, -EIO), "outer: storing 7: Input/output error");
+
+	/* a caller that recovers clears it */
+	casfs_error_clear(&err);
+	CHECK_EQ_INT(err.code, 0);
+	CHECK_EQ_STR(casfs_error_message(&err, -ENOENT), strerror(ENOENT));
+	CHECK_EQ_INT(casfs_error_set(NULL, -EPROTO, "x"), -EPROTO);
+	CHECK_EQ_STR(casfs_error_message(NULL, -EPROTO), strerror(EPROTO));
 }

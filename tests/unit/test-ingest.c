@@ -7,6 +7,7 @@
 #include "test.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdbool.h>
 #include <sys/stat.h>
@@ -841,4 +842,98 @@ TEST(import_path_vs_nix)
 	CHECK_EQ_INT(add_file(&exp, "s", "s", false), 0);
 	CHECK_EQ_INT(casfs_directory_digest(&exp, want), 0);
 	CHECK_EQ_MEM(p4.node.digest, want, CASFS_B3_LEN);
+}
+
+/* ---- a large file that changes between hashing and copying -------------- */
+
+/* A blob service that forwards to another one, but whose first stat (the
+ * importer's "is this large blob new?" between its hash pass and its copy
+ * pass) rewrites one byte of `victim` in place: the file changes exactly
+ * in the window a racing writer would hit. */
+struct racing_blobs {
+	struct casfs_blob_service base;
+	struct casfs_blob_service *inner;
+	const char *victim;
+	bool changed;
+};
+
+static int racing_stat(struct casfs_blob_service *s, const uint8_t d[CASFS_B3_LEN], uint64_t *size)
+{
+	struct racing_blobs *rb = (struct racing_blobs *)s;
+	if (!rb->changed) {
+		rb->changed = true;
+		int fd = open(rb->victim, O_WRONLY);
+		if (fd < 0 || pwrite(fd, "!", 1, 1 << 20) != 1)
+			printf("  cannot change %s\n", rb->victim);
+		if (fd >= 0)
+			close(fd);
+	}
+	return casfs_blob_stat(rb->inner, d, size);
+}
+static int racing_open(struct casfs_blob_service *s, const uint8_t d[CASFS_B3_LEN],
+		       struct casfs_blob_reader **ret)
+{
+	return casfs_blob_open(((struct racing_blobs *)s)->inner, d, ret);
+}
+static int racing_create(struct casfs_blob_service *s, struct casfs_blob_writer **ret)
+{
+	return casfs_blob_create(((struct racing_blobs *)s)->inner, ret);
+}
+static int racing_sync(struct casfs_blob_service *s)
+{
+	return casfs_blob_sync(((struct racing_blobs *)s)->inner);
+}
+static void racing_free(struct casfs_blob_service *s)
+{
+	casfs_blob_service_free(((struct racing_blobs *)s)->inner);
+}
+static const struct casfs_blob_service_ops racing_ops = {
+	.name = "racing",
+	.stat = racing_stat,
+	.open = racing_open,
+	.create = racing_create,
+	.sync = racing_sync,
+	.free = racing_free,
+};
+
+static int any_blob(const uint8_t digest[CASFS_B3_LEN], void *userdata)
+{
+	(void)digest;
+	*(bool *)userdata = true;
+	return 0;
+}
+
+TEST(large_file_changed_while_imported)
+{
+	char tmp[] = "/tmp/casfs-test-ingest-XXXXXX";
+	CHECK(mkdtemp(tmp) != NULL);
+	char big[128];
+	snprintf(big, sizeof(big), "%s/big", tmp);
+	size_t n = 3u << 20;
+	uint8_t *data = malloc(n);
+	CHECK(data != NULL);
+	for (size_t i = 0; i < n; i++)
+		data[i] = (uint8_t)(i * 2654435761u >> 13);
+	int wr = write_file(tmp, "big", data, n, 0644);
+	free(data);
+
+	_cleanup_fx_ struct fx f;
+	CHECK(fx_open(&f) == 0);
+	struct racing_blobs rb = { .base.ops = &racing_ops, .inner = f.s->blobs, .victim = big };
+	f.s->blobs = &rb.base;
+	struct casfs_import_result res;
+	int r = wr == 0 ? casfs_import_path(f.s, big, NULL, &res, &f.err) : -1;
+	bool listed_any = false;
+	if (rb.inner->ops->list)
+		rb.inner->ops->list(rb.inner, any_blob, &listed_any);
+	f.s->blobs = rb.inner;
+	nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+
+	CHECK(wr == 0 && rb.changed);
+	CHECK_EQ_INT(r, -EIO);
+	CHECK_EQ_INT(f.err.code, r);
+	const char *msg = casfs_error_message(&f.err, r);
+	if (!strstr(msg, "changed while being imported") || !strstr(msg, big))
+		FAILF("message: '%s'", msg);
+	CHECK(!listed_any); /* the changed copy was never committed */
 }

@@ -1147,3 +1147,48 @@ TEST(pathinfo_validate_rules)
 #undef FRESH
 #undef EXPECT_BAD
 }
+
+/* Builders and decoders keep each array's room in a capacity field (no
+ * allocator introspection): appends are amortised O(1), the field never
+ * claims more room than there is, and arrays of unknown room (copies,
+ * hand-built ones) are grown before they are appended to. */
+TEST(directory_arrays_keep_a_capacity)
+{
+	struct casfs_directory d = { 0 };
+	uint8_t digest[CASFS_B3_LEN] = { 1 };
+	int moves = 0;
+	const struct casfs_node *last = NULL;
+	for (int i = 0; i < 5000; i++) {
+		char name[16];
+		int n = snprintf(name, sizeof(name), "f%05d", i);
+		CHECK(casfs_directory_add_file(&d, name, (size_t)n, digest, 1, false) == 0);
+		CHECK(d.files_cap >= d.n_files);
+		if (d.files != last)
+			moves++, last = d.files;
+	}
+	CHECK(moves <= 14); /* geometric growth: log2(5000) + a few */
+
+	/* a copy's arrays are exactly sized: appending must grow them */
+	struct casfs_directory c = { 0 };
+	CHECK(casfs_directory_copy(&d, &c) == 0);
+	CHECK(c.files_cap <= c.n_files);
+	CHECK(casfs_directory_add_file(&c, "g", 1, digest, 1, false) == 0);
+	CHECK(casfs_directory_add_symlink(&c, "s", 1, "t", 1) == 0);
+	CHECK(c.n_files == 5001 && c.files_cap >= 5001 && c.symlinks_cap >= 1);
+	CHECK(strcmp(c.files[5000].name, "g") == 0);
+
+	/* a decoded directory too */
+	casfs_directory_sort(&c);
+	struct casfs_buf b = CASFS_BUF_INIT;
+	CHECK(casfs_directory_encode(&c, &b) == 0);
+	struct casfs_directory e = { 0 };
+	struct casfs_error err = { 0 };
+	CHECK(casfs_directory_decode(b.data, b.len, &e, &err) == 0);
+	casfs_buf_release(&b);
+	CHECK(e.n_files == 5001 && e.files_cap >= e.n_files && e.n_symlinks == 1);
+	CHECK(casfs_directory_add_file(&e, "h", 1, digest, 1, false) == 0);
+	CHECK(e.n_files == 5002 && e.files_cap >= e.n_files);
+	casfs_directory_release(&d);
+	casfs_directory_release(&c);
+	casfs_directory_release(&e);
+}
