@@ -80,7 +80,7 @@ bool cli_args_one_path(struct cli *c, int argc, char **argv, const char *help,
 	else if (a.n_pos != 1)
 		*ret_exit = cli_usage_error(c, "expected exactly one store path");
 	else
-		*ret_exit = cli_open_store(c, false);
+		*ret_exit = cli_open_store(c, CLI_STORE_READ);
 	if (r >= 0 && *ret_exit == 0)
 		*ret_path = a.pos[0];
 	free(a.pos);

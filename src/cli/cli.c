@@ -34,10 +34,11 @@ int cli_usage_error(struct cli *c, const char *fmt, ...)
 	return CLI_EXIT_USAGE;
 }
 
-int cli_open_store(struct cli *c, bool create)
+int cli_open_store(struct cli *c, bool write)
 {
 	struct casfs_error err = { 0 };
-	int r = casfs_store_open(c->store_url, create ? CASFS_STORE_CREATE : 0, &c->store, &err);
+	unsigned flags = write ? CASFS_STORE_CREATE : CASFS_STORE_READONLY;
+	int r = casfs_store_open(c->store_url, flags, &c->store, &err);
 	if (r < 0)
 		return cli_fail(c, r, &err);
 	return 0;

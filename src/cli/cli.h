@@ -25,8 +25,11 @@ int cli_failf(struct cli *c, const char *fmt, ...) __attribute__((format(printf,
 /* Print a usage error and return CLI_EXIT_USAGE. */
 int cli_usage_error(struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Open c->store (creating it when `create`).  Returns 0 or an exit code. */
-int cli_open_store(struct cli *c, bool create);
+/* Open c->store: to read only (works on a read-only file system and with
+ * read access alone; nothing is created or written), or to write (created
+ * when missing).  Returns 0 or an exit code. */
+enum { CLI_STORE_READ = false, CLI_STORE_WRITE = true };
+int cli_open_store(struct cli *c, bool write);
 
 /* Parse the global options (--store URL, -v) that may appear anywhere;
  * returns 1 if argv[*i] was one (consumed), 0 if not, or -CLI_EXIT_USAGE. */

@@ -59,7 +59,7 @@ int cmd_import(struct cli *c, int argc, char **argv)
 		return cli_usage_error(c, "no PATH given");
 	if (name && a.n_pos > 1)
 		return cli_usage_error(c, "--name needs exactly one PATH");
-	if ((r = cli_open_store(c, true)))
+	if ((r = cli_open_store(c, CLI_STORE_WRITE)))
 		return r;
 	struct casfs_import_options o = { .name = name };
 	set_progress(&o);
@@ -98,7 +98,7 @@ int cmd_import_nar(struct cli *c, int argc, char **argv)
 		if (fd < 0)
 			return cli_failf(c, "cannot open '%s': %s", a.pos[1], strerror(errno));
 	}
-	if ((r = cli_open_store(c, true)))
+	if ((r = cli_open_store(c, CLI_STORE_WRITE)))
 		return r;
 	struct casfs_import_options o = { 0 };
 	set_progress(&o);

@@ -159,7 +159,7 @@ int cmd_path_info(struct cli *c, int argc, char **argv)
 		if (r < 0)
 			return cli_fail(c, r, &err);
 	}
-	if ((r = cli_open_store(c, false)))
+	if ((r = cli_open_store(c, CLI_STORE_READ)))
 		return r;
 	if (json)
 		printf("[");

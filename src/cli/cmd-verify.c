@@ -142,7 +142,7 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 		if ((r = casfs_store_path_parse(a.pos[i], &sp, &err)) < 0)
 			return cli_fail(c, r, &err);
 	}
-	if ((r = cli_open_store(c, false)))
+	if ((r = cli_open_store(c, CLI_STORE_READ)))
 		return r;
 	struct verify v = { .cli = c };
 	struct casfs_error err = { 0 };

@@ -272,7 +272,7 @@ static int serve(struct mount_opts *o, int ready_fd, struct failure *f)
 
 	struct casfs_error err = { 0 };
 	struct casfs_store *store = NULL;
-	int r = casfs_store_open(o->store_url, 0, &store, &err);
+	int r = casfs_store_open(o->store_url, CASFS_STORE_READONLY, &store, &err);
 	if (r < 0)
 		return fail(f, "cannot open store: %s", casfs_error_message(&err, r));
 

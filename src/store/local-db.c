@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "../basic/encoding.h"
 #include "../basic/util.h"
@@ -20,6 +22,22 @@ struct local_pi_service {
 	struct casfs_pathinfo_service base;
 	struct casfs_local_store *ls;
 };
+
+/* LMDB turns a short write (the disk filled up mid-commit) into EIO.  When
+ * a write transaction fails so and the store's file system is now all but
+ * full, say what happened. */
+static int write_error(struct casfs_local_store *ls, int rc, const char *what,
+		       struct casfs_error *err)
+{
+	struct statvfs sv;
+	if (rc == EIO && fstatvfs(ls->dir_fd, &sv) == 0) {
+		uint64_t avail = geteuid() == 0 ? sv.f_bfree : sv.f_bavail;
+		if (avail * sv.f_frsize < (256u << 10))
+			return casfs_error_set(err, -ENOSPC, "%s: no space left on device for %s/db",
+					       what, ls->path);
+	}
+	return casfs_local_mdb_error(err, rc, what);
+}
 
 static struct casfs_local_store *dir_store(struct casfs_directory_service *s)
 {
@@ -113,10 +131,10 @@ static int dir_put_many(struct casfs_directory_service *s, const struct casfs_di
 	}
 	if (rc != 0) {
 		mdb_txn_abort(txn);
-		return casfs_local_mdb_error(err, rc, "storing directories");
+		return write_error(ls, rc, "storing directories", err);
 	}
 	rc = mdb_txn_commit(txn);
-	return rc ? casfs_local_mdb_error(err, rc, "storing directories") : 0;
+	return rc ? write_error(ls, rc, "storing directories", err) : 0;
 }
 
 static int dir_list(struct casfs_directory_service *s,
@@ -228,7 +246,7 @@ static int pi_put(struct casfs_pathinfo_service *s, const uint8_t digest[CASFS_S
 			mdb_txn_abort(txn);
 	}
 	casfs_buf_release(&b);
-	return rc ? casfs_local_mdb_error(err, rc, "storing path info") : 0;
+	return rc ? write_error(ls, rc, "storing path info", err) : 0;
 }
 
 static int pi_list(struct casfs_pathinfo_service *s,

@@ -220,18 +220,38 @@ static int take_writer_lock(struct casfs_local_store *ls)
 	return 0;
 }
 
+/* Create and open ls->env; on failure it is closed again (LMDB wants a
+ * failed environment discarded) and an LMDB or errno code returned. */
+static int env_open(struct casfs_local_store *ls, const char *dbpath, unsigned flags)
+{
+	int rc = mdb_env_create(&ls->env);
+	if (rc != 0)
+		return rc;
+	rc = mdb_env_set_maxdbs(ls->env, 4);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(ls->env, MAP_SIZE);
+	if (rc == 0)
+		rc = mdb_env_open(ls->env, dbpath, flags, 0644);
+	if (rc != 0) {
+		mdb_env_close(ls->env);
+		ls->env = NULL;
+	}
+	return rc;
+}
+
 static int open_db(struct casfs_local_store *ls, struct casfs_error *err)
 {
 	char dbpath[4096];
 	if (snprintf(dbpath, sizeof(dbpath), "%s/db", ls->path) >= (int)sizeof(dbpath))
 		return casfs_error_set(err, -ENAMETOOLONG, "%s: path too long", ls->path);
-	int rc = mdb_env_create(&ls->env);
-	if (rc == 0)
-		rc = mdb_env_set_maxdbs(ls->env, 4);
-	if (rc == 0)
-		rc = mdb_env_set_mapsize(ls->env, MAP_SIZE);
-	if (rc == 0)
-		rc = mdb_env_open(ls->env, dbpath, MDB_NOTLS | (ls->readonly ? MDB_RDONLY : 0), 0644);
+	unsigned flags = MDB_NOTLS | (ls->readonly ? MDB_RDONLY : 0);
+	int rc = env_open(ls, dbpath, flags);
+	/* Read access alone: lock.mdb cannot be opened for writing, so no
+	 * reader slot can be taken.  (On a read-only file system LMDB itself
+	 * goes without the lock file.)  Either way a writer elsewhere, if any,
+	 * could recycle pages under a read; a shared read-only store has none. */
+	if (rc == EACCES && ls->readonly)
+		rc = env_open(ls, dbpath, flags | MDB_NOLOCK);
 	if (rc != 0)
 		return casfs_local_mdb_error(err, rc, dbpath);
 

@@ -145,6 +145,28 @@ else
 	skip disk-full "cannot mount a tmpfs"
 fi
 
+# --- full disk while the database writes: says so, not "I/O error" -------
+# Blobs fit (the files are empty) but the directory records do not: the
+# file system keeps 128 KiB free, so LMDB's commit is cut short mid-write.
+if mkdir -p "$TMP/small-db" && mount -t tmpfs -o size=4m tmpfs "$TMP/small-db" 2>/dev/null; then
+	cleanup_hook() { umount "$TMP/small" 2>/dev/null; umount "$TMP/small-db" 2>/dev/null; }
+	"$CASFS" --store "$TMP/small-db/store" import "$TMP/tree/sub" >/dev/null
+	mkdir "$TMP/many-dirs"
+	long=$(printf 'd%.0s' $(seq 120))
+	for i in $(seq 3000); do mkdir "$TMP/many-dirs/$long$i" && : >"$TMP/many-dirs/$long$i/e$i"; done
+	dd if=/dev/zero of="$TMP/small-db/filler" bs=64k status=none 2>/dev/null
+	truncate -s "-128K" "$TMP/small-db/filler"
+	expect_fail disk-full-db 1 "storing directories: no space left on device" \
+		"$CASFS" --store "$TMP/small-db/store" import "$TMP/many-dirs"
+	"$CASFS" --store "$TMP/small-db/store" verify >"$TMP/out" 2>&1 && pass disk-full-db-verify || fail disk-full-db-verify "$(cat "$TMP/out")"
+	rm -f "$TMP/small-db/filler"
+	"$CASFS" --store "$TMP/small-db/store" import "$TMP/many-dirs" >"$TMP/out" 2>&1 &&
+		check_eq disk-full-db-then-fits "$(cat "$TMP/out")" "$(nixstore --add "$TMP/many-dirs")" ||
+		fail disk-full-db-then-fits "$(cat "$TMP/out")"
+else
+	skip disk-full-db "cannot mount a tmpfs"
+fi
+
 # --- kill -9 during imports: the store always verifies -------------------
 # The kill moments are spread over one measured import time, so that they
 # land in every phase (blobs, directories, the PathInfo commit).

@@ -1036,3 +1036,43 @@ TEST(file_get_concurrent_opens_once)
 	CHECK_EQ_INT(opens(&F), 1);
 	TEARDOWN();
 }
+
+/* Two file nodes name the same blob but one claims another size: the open
+ * blob cache must not hand the liar the other node's open file (a short or
+ * long file); it gets EIO as it would uncached, in either order. */
+TEST(file_get_size_lie_is_eio_even_when_cached)
+{
+	SETUP(false, false);
+	struct casfs_node liar = { .type = CASFS_NODE_FILE, .size = 5, .digest_set = true };
+	memcpy(liar.digest, F.hello_blob, CASFS_B3_LEN);
+	CHECK_EQ_INT(add_path(&F, 5, liar, false), 0);
+	struct stat st;
+	long long good = walk(fs, path_in(&F, 1, "data.txt"), &st);
+	long long bad = walk(fs, path_in(&F, 5, NULL), &st);
+	CHECK(good > 1 && bad > 1 && good != bad); /* not one inode: their sizes differ */
+	CHECK_EQ_INT(st.st_size, 5);
+	struct casfs_fs_file *f1 = NULL, *f2 = NULL;
+	CHECK_EQ_INT(casfs_fs_file_get(fs, (uint64_t)good, &f1), 0);
+	int r = casfs_fs_file_get(fs, (uint64_t)bad, &f2); /* the good one is cached and held */
+	casfs_fs_file_put(fs, f1);
+	if (r == 0)
+		casfs_fs_file_put(fs, f2);
+	CHECK_EQ_INT(r, -EIO);
+	CHECK(strstr(F.log, "size 12, but the file node says 5") != NULL);
+	/* cached but unheld */
+	CHECK_EQ_INT(casfs_fs_file_get(fs, (uint64_t)bad, &f2), -EIO);
+	casfs_fs_free(fs);
+
+	/* the liar first: the good one still opens */
+	fs = fixture_fs(&F, false, false);
+	CHECK(fs != NULL);
+	good = walk(fs, path_in(&F, 1, "data.txt"), &st);
+	bad = walk(fs, path_in(&F, 5, NULL), &st);
+	CHECK_EQ_INT(casfs_fs_file_get(fs, (uint64_t)bad, &f2), -EIO);
+	CHECK_EQ_INT(casfs_fs_file_get(fs, (uint64_t)good, &f1), 0);
+	char buf[32];
+	CHECK_EQ_INT(casfs_fs_read(fs, f1, buf, sizeof(buf), 0), 12);
+	CHECK_EQ_MEM(buf, HELLO, 12);
+	casfs_fs_file_put(fs, f1);
+	TEARDOWN();
+}
