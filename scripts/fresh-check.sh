@@ -132,5 +132,12 @@ while read -r cmd; do
 done <"$root/root/readme-commands"
 
 line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log.2" 2>/dev/null | tail -1)
+# a tool the set-up forgot shows as "command not found" somewhere
+missing=$(cat "$log".* "$root"/root/casfs/build*/test-logs/*.log 2>/dev/null | grep -E 'command not found|: not found$' | sort -u | head -5)
+if [ -n "$missing" ]; then
+	echo "fresh-check: tools missing in the fresh root:" >&2
+	echo "$missing" >&2
+	status=1
+fi
 echo "fresh-check (inner suite): ${line:-no result line}"
 [ "$status" -eq 0 ] && [ -n "$line" ]
