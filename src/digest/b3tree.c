@@ -1,0 +1,130 @@
+/* BLAKE3's tree from its compression function (see b3tree.h).  Chunks and
+ * parents go through blake3_hash_many, which hashes as many of them at
+ * once as the CPU's SIMD width allows; only a final partial chunk is
+ * compressed block by block. */
+#include "b3tree.h"
+
+#include <string.h>
+
+#include "blake3_impl.h"
+
+#define CHUNK_BLOCKS (CASFS_B3_CHUNK_LEN / BLAKE3_BLOCK_LEN)
+#define MAX_CHUNKS (CASFS_B3_MAX_SUBTREE / CASFS_B3_CHUNK_LEN)
+
+static void cv_bytes(uint32_t words[8], uint8_t out[CASFS_B3_LEN])
+{
+	store_cv_words(out, words);
+}
+
+/* A chunk shorter than CASFS_B3_CHUNK_LEN (at least one byte, or empty). */
+static void partial_chunk_cv(const uint8_t *p, size_t len, uint64_t counter, uint8_t flags,
+			     uint8_t out[CASFS_B3_LEN])
+{
+	uint32_t cv[8];
+	memcpy(cv, IV, sizeof(cv));
+	size_t off = 0;
+	uint8_t start = CHUNK_START;
+	do {
+		uint8_t block[BLAKE3_BLOCK_LEN] = { 0 };
+		size_t n = len - off < BLAKE3_BLOCK_LEN ? len - off : BLAKE3_BLOCK_LEN;
+		memcpy(block, p + off, n);
+		off += n;
+		uint8_t last = off == len ? CHUNK_END | flags : 0;
+		blake3_compress_in_place(cv, block, (uint8_t)n, counter, start | last);
+		start = 0;
+	} while (off < len);
+	cv_bytes(cv, out);
+}
+
+/* Join n >= 1 CVs (consecutive subtrees, all of one power-of-two size but
+ * maybe the last) into the CV of the subtree they make; `tmp` holds n CVs.
+ * Full levels go through hash_many; the tree rule (left = the largest
+ * power of two below n) decides where an uneven level splits. */
+static void join(uint8_t (*cvs)[CASFS_B3_LEN], size_t n, uint8_t (*tmp)[CASFS_B3_LEN],
+		 uint8_t out[CASFS_B3_LEN])
+{
+	if (n == 1) {
+		memcpy(out, cvs[0], CASFS_B3_LEN);
+		return;
+	}
+	if ((n & (n - 1)) != 0) {
+		size_t left = (size_t)round_down_to_power_of_2(n - 1);
+		uint8_t pair[2][CASFS_B3_LEN];
+		join(cvs, left, tmp, pair[0]);
+		join(cvs + left, n - left, tmp, pair[1]);
+		casfs_b3_parent_cv(pair[0], pair[1], out);
+		return;
+	}
+	uint8_t (*from)[CASFS_B3_LEN] = cvs, (*to)[CASFS_B3_LEN] = tmp;
+	const uint8_t *inputs[MAX_CHUNKS / 2];
+	while (n > 1) {
+		/* a power of two: every level pairs up evenly */
+		for (size_t i = 0; i < n / 2; i++)
+			inputs[i] = from[2 * i];
+		blake3_hash_many(inputs, n / 2, 1, IV, 0, false, PARENT, 0, 0, (uint8_t *)to);
+		n /= 2;
+		uint8_t (*t)[CASFS_B3_LEN] = from;
+		from = to;
+		to = t;
+	}
+	memcpy(out, from[0], CASFS_B3_LEN);
+}
+
+void casfs_b3_parent_cv(const uint8_t left[CASFS_B3_LEN], const uint8_t right[CASFS_B3_LEN],
+			uint8_t ret_cv[CASFS_B3_LEN])
+{
+	uint8_t block[BLAKE3_BLOCK_LEN];
+	memcpy(block, left, CASFS_B3_LEN);
+	memcpy(block + CASFS_B3_LEN, right, CASFS_B3_LEN);
+	uint32_t cv[8];
+	memcpy(cv, IV, sizeof(cv));
+	blake3_compress_in_place(cv, block, BLAKE3_BLOCK_LEN, 0, PARENT);
+	cv_bytes(cv, ret_cv);
+}
+
+void casfs_b3_subtree_cv(const void *data, size_t len, uint64_t chunk_index,
+			 uint8_t ret_cv[CASFS_B3_LEN])
+{
+	const uint8_t *p = data;
+	size_t full = len / CASFS_B3_CHUNK_LEN, rest = len % CASFS_B3_CHUNK_LEN;
+	if (full == 0) {
+		partial_chunk_cv(p, rest, chunk_index, 0, ret_cv);
+		return;
+	}
+	uint8_t cvs[MAX_CHUNKS][CASFS_B3_LEN], tmp[MAX_CHUNKS][CASFS_B3_LEN];
+	const uint8_t *inputs[MAX_CHUNKS];
+	for (size_t i = 0; i < full; i++)
+		inputs[i] = p + i * CASFS_B3_CHUNK_LEN;
+	blake3_hash_many(inputs, full, CHUNK_BLOCKS, IV, chunk_index, true, 0, CHUNK_START,
+			 CHUNK_END, (uint8_t *)cvs);
+	size_t n = full;
+	if (rest)
+		partial_chunk_cv(p + full * CASFS_B3_CHUNK_LEN, rest, chunk_index + full, 0, cvs[n++]);
+	join(cvs, n, tmp, ret_cv);
+}
+
+/* The CV (or, with ROOT, the digest) over groups [0, n). */
+static void groups_node(const uint8_t (*cvs)[CASFS_B3_LEN], size_t n, uint8_t flags,
+			uint8_t out[CASFS_B3_LEN])
+{
+	size_t left = (size_t)round_down_to_power_of_2(n - 1);
+	uint8_t block[BLAKE3_BLOCK_LEN];
+	if (left == 1)
+		memcpy(block, cvs[0], CASFS_B3_LEN);
+	else
+		groups_node(cvs, left, 0, block);
+	if (n - left == 1)
+		memcpy(block + CASFS_B3_LEN, cvs[left], CASFS_B3_LEN);
+	else
+		groups_node(cvs + left, n - left, 0, block + CASFS_B3_LEN);
+	uint32_t cv[8];
+	memcpy(cv, IV, sizeof(cv));
+	blake3_compress_in_place(cv, block, BLAKE3_BLOCK_LEN, 0, PARENT | flags);
+	cv_bytes(cv, out);
+}
+
+void casfs_b3_root_from_groups(const uint8_t (*cvs)[CASFS_B3_LEN], size_t n,
+			       uint8_t ret_digest[CASFS_B3_LEN])
+{
+	groups_node(cvs, n, ROOT, ret_digest);
+}
