@@ -247,16 +247,27 @@ static int local_writer_commit(struct casfs_blob_writer *w, const uint8_t *expec
 	bool present = false;
 	for (int attempt = 0; r >= 0 && !present && attempt < 3; attempt++) {
 		if (fstatat(lw->ls->blobs_fd, name, &st, 0) == 0) {
-			/* Present with our size: the same bytes (or damage that
-			 * verification will catch); keep it.  Another size is a
-			 * crash-truncated file: replace it. */
-			if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != lw->size)
-				r = replace(lw, name);
+			/* Present with our size: the same bytes (a file whose
+			 * bytes a crash lost was removed by the recovery at open,
+			 * see local-store.h; other damage verification catches);
+			 * keep it.  Another size is a crash-truncated file:
+			 * replace it. */
+			if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != lw->size) {
+				r = casfs_local_link_begin(lw->ls);
+				if (r >= 0) {
+					r = replace(lw, name);
+					casfs_local_link_end(lw->ls);
+				}
+			}
 			present = r >= 0;
 		} else if (errno != ENOENT) {
 			r = casfs_neg_errno();
 		} else {
-			r = link_new(lw, name);
+			r = casfs_local_link_begin(lw->ls);
+			if (r >= 0) {
+				r = link_new(lw, name);
+				casfs_local_link_end(lw->ls);
+			}
 			present = r >= 0;
 			if (r == -EEXIST) /* a racing writer won: look again */
 				r = 0;
@@ -312,7 +323,7 @@ static int local_create(struct casfs_blob_service *s, struct casfs_blob_writer *
 
 static int local_sync(struct casfs_blob_service *s)
 {
-	return syncfs(store_of(s)->dir_fd) < 0 ? casfs_neg_errno() : 0;
+	return casfs_local_unsynced_sync(store_of(s));
 }
 
 static int list_fanout(int blobs_fd, unsigned fan,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "local-store.h"
@@ -14,11 +15,24 @@ struct casfs_local_store {
 	int blobs_fd;   /* DIR/blobs */
 	int tmp_fd;     /* DIR/tmp; -1 when read-only */
 	int lock_fd;    /* DIR/lock, LOCK_SH held; -1 when read-only */
+	int unsynced_fd; /* DIR/unsynced; -1 when read-only */
 	bool readonly;
 	bool no_tmpfile; /* O_TMPFILE refused once: use named temp files */
 	MDB_env *env;
 	MDB_dbi dirs_dbi;
 	MDB_dbi pathinfo_dbi;
+	unsigned max_readers; /* LMDB reader slots asked for (store.h) */
+
+	/* This process's unsynced record (local-store.h, local-unsynced.c).
+	 * Blob links hold link_lock for reading across "ensure the record,
+	 * count, link"; the sync hook holds it for writing only to read
+	 * link_gen and to drop the record.  Writer-preferring. */
+	pthread_rwlock_t link_lock;
+	pthread_mutex_t record_mutex; /* one creator of the record at a time */
+	int record_fd;                /* the record, LOCK_EX held; -1 if none */
+	char record_name[32];         /* its name in DIR/unsynced */
+	uint64_t link_gen;            /* blob links so far (atomic) */
+	char boot_id[40];             /* this boot's id, "" if unknown */
 };
 
 void casfs_local_store_ref(struct casfs_local_store *ls);
@@ -30,6 +44,34 @@ int casfs_local_mdb_error(struct casfs_error *err, int rc, const char *what);
 /* Create a uniquely named file in `dir_fd` (O_CREAT|O_EXCL); its name is
  * written to `name` (at least 32 bytes).  Returns the fd or -errno. */
 int casfs_local_temp_file(int dir_fd, const char *prefix, char name[static 32]);
+
+/* The unsynced records (local-unsynced.c; protocol in local-store.h).
+ *
+ * casfs_local_unsynced_init() sets up the locks and reads the boot id; it
+ * is called once on a fresh struct and casfs_local_unsynced_release() undoes
+ * it (closing the record, which releases its flock but leaves the file for
+ * the next recovery).  Returns 0 or -errno. */
+int casfs_local_unsynced_init(struct casfs_local_store *ls);
+void casfs_local_unsynced_release(struct casfs_local_store *ls);
+
+/* Bracket every link or rename of a file into DIR/blobs: begin takes
+ * link_lock for reading, makes sure a durable record is in place (creating
+ * one costs an fsync of the record and of DIR/unsynced) and counts the
+ * link; end releases the lock.  On error (-errno from creating the record)
+ * nothing is held and the link must not be made.  Thread-safe. */
+int casfs_local_link_begin(struct casfs_local_store *ls);
+void casfs_local_link_end(struct casfs_local_store *ls);
+
+/* The blob service's sync hook: syncfs(2) of the store, then drop the
+ * record if no link happened since the sync began.  0 or -errno (the
+ * record then stays).  Thread-safe. */
+int casfs_local_unsynced_sync(struct casfs_local_store *ls);
+
+/* Recovery, for an opener that holds LOCK_EX on DIR/lock (so no other
+ * writer is live): handle every record whose flock can be had.  Returns
+ * the number of damaged blob files removed, or -errno (records whose
+ * recovery failed are left for the next opener). */
+int casfs_local_unsynced_recover(struct casfs_local_store *ls);
 
 /* Service constructors; each takes a reference on `ls`. */
 int casfs_local_blob_service_new(struct casfs_local_store *ls, struct casfs_blob_service **ret);

@@ -21,7 +21,7 @@
 #define MAP_SIZE ((size_t)1 << 40)
 
 /* Entries a half-created store may hold before its marker appears. */
-static const char *const layout_names[] = { "blobs", "tmp", "db", "lock" };
+static const char *const layout_names[] = { "blobs", "tmp", "unsynced", "db", "lock" };
 
 int casfs_local_mdb_error(struct casfs_error *err, int rc, const char *what)
 {
@@ -64,7 +64,8 @@ void casfs_local_store_unref(struct casfs_local_store *ls)
 		return;
 	if (ls->env)
 		mdb_env_close(ls->env);
-	int fds[] = { ls->dir_fd, ls->blobs_fd, ls->tmp_fd, ls->lock_fd };
+	casfs_local_unsynced_release(ls);
+	int fds[] = { ls->dir_fd, ls->blobs_fd, ls->tmp_fd, ls->unsynced_fd, ls->lock_fd };
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		if (fds[i] >= 0)
 			close(fds[i]); /* lock_fd: also releases the flock */
@@ -184,6 +185,8 @@ static int create_layout(struct casfs_local_store *ls)
 	}
 	if ((r = mkdirat_ok(ls->dir_fd, "tmp")) < 0)
 		return r;
+	if ((r = mkdirat_ok(ls->dir_fd, "unsynced")) < 0)
+		return r;
 	return mkdirat_ok(ls->dir_fd, "db");
 }
 
@@ -203,17 +206,38 @@ static void clean_tmp(int tmp_fd)
 	closedir(d);
 }
 
+/* DIR/unsynced, which stores made by older versions lack: made durably
+ * before any record can go in it. */
+static int open_unsynced(struct casfs_local_store *ls)
+{
+	if (mkdirat(ls->dir_fd, "unsynced", 0755) == 0) {
+		if (fsync(ls->dir_fd) < 0)
+			return casfs_neg_errno();
+	} else if (errno != EEXIST) {
+		return casfs_neg_errno();
+	}
+	ls->unsynced_fd = openat(ls->dir_fd, "unsynced", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return ls->unsynced_fd < 0 ? casfs_neg_errno() : 0;
+}
+
 /* Hold LOCK_SH for the life of a writable store; first, if nobody else
- * holds the lock at all, no temp file in tmp/ can be live: remove them. */
+ * holds the lock at all, no temp file in tmp/ can be live: remove them,
+ * and recover the unsynced records of writers that are gone (other
+ * openers wait for LOCK_SH meanwhile, so none trusts a blob file that
+ * recovery has not checked yet). */
 static int take_writer_lock(struct casfs_local_store *ls)
 {
 	ls->lock_fd = openat(ls->dir_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (ls->lock_fd < 0)
 		return casfs_neg_errno();
-	if (flock(ls->lock_fd, LOCK_EX | LOCK_NB) == 0)
+	if (flock(ls->lock_fd, LOCK_EX | LOCK_NB) == 0) {
 		clean_tmp(ls->tmp_fd);
-	else if (errno != EWOULDBLOCK)
+		int r = casfs_local_unsynced_recover(ls);
+		if (r < 0)
+			return r;
+	} else if (errno != EWOULDBLOCK) {
 		return casfs_neg_errno();
+	}
 	while (flock(ls->lock_fd, LOCK_SH) < 0)
 		if (errno != EINTR)
 			return casfs_neg_errno();
@@ -230,6 +254,10 @@ static int env_open(struct casfs_local_store *ls, const char *dbpath, unsigned f
 	rc = mdb_env_set_maxdbs(ls->env, 4);
 	if (rc == 0)
 		rc = mdb_env_set_mapsize(ls->env, MAP_SIZE);
+	/* Each read transaction in flight holds a slot (MDB_NOTLS: a slot
+	 * belongs to the transaction, released when it ends). */
+	if (rc == 0)
+		rc = mdb_env_set_maxreaders(ls->env, ls->max_readers);
 	if (rc == 0)
 		rc = mdb_env_open(ls->env, dbpath, flags, 0644);
 	if (rc != 0) {
@@ -334,6 +362,8 @@ static int open_store(struct casfs_local_store *ls, unsigned flags, struct casfs
 		if (r >= 0 && ls->tmp_fd < 0)
 			r = casfs_neg_errno();
 		if (r >= 0)
+			r = open_unsynced(ls);
+		if (r >= 0)
 			r = take_writer_lock(ls);
 		if (r < 0)
 			return casfs_error_set(err, r, "%s: cannot prepare for writing: %s", ls->path,
@@ -362,8 +392,17 @@ int casfs_local_store_open(const char *dir, unsigned flags,
 		return -ENOMEM;
 	}
 	ls->refs = 1;
-	ls->dir_fd = ls->blobs_fd = ls->tmp_fd = ls->lock_fd = -1;
+	ls->dir_fd = ls->blobs_fd = ls->tmp_fd = ls->unsynced_fd = ls->lock_fd = -1;
 	ls->readonly = flags & CASFS_STORE_READONLY;
+	ls->max_readers = CASFS_STORE_READERS_OF(flags);
+	if (!ls->max_readers)
+		ls->max_readers = CASFS_STORE_DEFAULT_READERS;
+	int r = casfs_local_unsynced_init(ls);
+	if (r < 0) {
+		free(ls->path);
+		free(ls);
+		return r;
+	}
 	/* Named temp files (create, link, unlink) measured faster on ext4 than
 	 * O_TMPFILE + linkat through /proc for many small blobs; O_TMPFILE
 	 * stays available (and tested) behind a knob. */
@@ -372,7 +411,7 @@ int casfs_local_store_open(const char *dir, unsigned flags,
 	struct casfs_blob_service *blobs = NULL;
 	struct casfs_directory_service *dirs = NULL;
 	struct casfs_pathinfo_service *pis = NULL;
-	int r = open_store(ls, flags, err);
+	r = open_store(ls, flags, err);
 	if (r >= 0)
 		r = casfs_local_blob_service_new(ls, &blobs);
 	if (r >= 0)

@@ -13,11 +13,23 @@
  *                       nothing else; mode 0444.  Written chunks that are
  *                       all zeros (>= 4 KiB) are left as holes: sparse
  *                       sources stay sparse.
- *   DIR/tmp/            temp files of blobs being written.  Anything here is
- *                       garbage once no process is writing (see `lock`).
+ *   DIR/tmp/            temp files of blobs (and records) being written.
+ *                       Anything here is garbage once no process is writing
+ *                       (see `lock`).
+ *   DIR/unsynced/       unsynced records, one per writing process that has
+ *                       linked blob files since its last completed sync
+ *                       (below).  Each is a text file (named
+ *                       "record.<16 hex>"; recovery reads any name):
+ *                         casfs-unsynced 1\n
+ *                         boot-id <the kernel's boot_id, or "unknown">\n
+ *                         since <seconds>.<9-digit nanoseconds>\n
+ *                       and its writer holds flock(LOCK_EX) on it while it
+ *                       lives.  Made at creation or by the first writable
+ *                       open (stores made before it existed just gain it).
  *   DIR/lock            advisory flock(2): every process that has the store
  *                       open for writing holds LOCK_SH; opening for writing
- *                       empties tmp/ only if LOCK_EX can be had at once.
+ *                       empties tmp/ and recovers unsynced/ only if LOCK_EX
+ *                       can be had at once.
  *   DIR/db/             an LMDB environment (data.mdb, lock.mdb) with two
  *                       named databases:
  *                         "directories"  32-byte BLAKE3 digest -> canonical
@@ -32,8 +44,40 @@
  * casfs_store_add_pathinfo() calls before committing a PathInfo (LMDB
  * commits are durable), so a store path only appears once everything below
  * it is on disk.  A blob file that already exists with the right size is
- * kept (EEXIST is success); one with another size (a crash-truncated file)
- * is replaced.  Readers get a plain file descriptor (for splice).
+ * kept (EEXIST is success; a re-import neither re-hashes nor stats it
+ * twice); one with another size (a crash-truncated file) is replaced.
+ * Readers get a plain file descriptor (for splice).
+ *
+ * Crash safety of that trust.  A power cut between a link and the syncfs
+ * can leave a file with its name and its size but not its bytes (zeros,
+ * or old blocks), which "the right size" would keep for ever.  So no blob
+ * file gets its name without a durable record saying "links since `since`
+ * may not be on disk":
+ *
+ *   - Before a process links (or renames) its first blob file after its
+ *     last completed sync, it writes a record in tmp/ with the flock held,
+ *     fsyncs it, links it into unsynced/ and fsyncs unsynced/ (one fsync
+ *     pair per sync cycle, not per blob).  "since" is the earlier of
+ *     CLOCK_REALTIME and the new file's ctime (the file system's clock).
+ *   - The sync hook snapshots a per-process link counter while no link is
+ *     in flight, runs syncfs(), and if no link happened since the
+ *     snapshot, unlinks the record (no fsync: a lost unlink only costs a
+ *     re-hash).  The next link makes a fresh one.
+ *   - A writable open that gets LOCK_EX on `lock` at once (no live writer)
+ *     takes each record whose flock it can get (its owner is gone;
+ *     records still locked are left alone).  Same boot id: the owner died
+ *     but the kernel still has its data, so a syncfs() is enough -- no
+ *     blob file is read.  Another boot (or "unknown", or a record that
+ *     does not parse, read as "since 0"): the machine went down with the
+ *     record in place, so every blob file whose ctime (set by link and
+ *     rename) is >= since - 60 s (coarse clocks, small steps) is
+ *     re-hashed and removed if its content does not match its name; the
+ *     next import writes it again.  Then one syncfs() and the records go.
+ *     Read-only opens do none of this.
+ *   A file a crash damaged in this way is thus never trusted by a later
+ *   commit: recovery runs before any writer can commit (others wait for
+ *   LOCK_SH meanwhile).  Not covered: a clock stepped back by more than
+ *   the slack between a record's creation and a link.
  *
  * Directory records are re-hashed on every get (-EBADMSG on mismatch);
  * blobs are verified by their consumers (casfs_blob_verify).
@@ -55,7 +99,10 @@
  * caller; they share the open store, which closes when the last of them is
  * freed.  Errors: -ENOENT no store there (and not asked to create);
  * -EBADMSG not a casfs store, or an unknown version (message says which);
- * -errno from the file system or LMDB. */
+ * -errno from the file system or LMDB.  A writable open with no other
+ * writer first recovers unsynced records (above): after a crash it may
+ * re-hash the blob files linked just before, and fails with -errno if it
+ * cannot finish (the records stay for the next open). */
 int casfs_local_store_open(const char *dir, unsigned flags,
 			   struct casfs_blob_service **ret_blobs,
 			   struct casfs_directory_service **ret_directories,
