@@ -326,8 +326,7 @@ static int local_sync(struct casfs_blob_service *s)
 	return casfs_local_unsynced_sync(store_of(s));
 }
 
-static int list_fanout(int blobs_fd, unsigned fan,
-		       int (*cb)(const uint8_t digest[CASFS_B3_LEN], void *userdata), void *userdata)
+static int each_in_fanout(int blobs_fd, unsigned fan, casfs_local_blob_file_fn cb, void *userdata)
 {
 	char dname[3];
 	snprintf(dname, sizeof(dname), "%02x", fan);
@@ -350,21 +349,39 @@ static int list_fanout(int blobs_fd, unsigned fan,
 		uint8_t digest[CASFS_B3_LEN];
 		if (casfs_hex_decode(hex, sizeof(hex), digest, sizeof(digest)) != CASFS_B3_LEN)
 			continue;
-		r = cb(digest, userdata);
+		r = cb(fd, de->d_name, digest, userdata);
 	}
 	closedir(d);
 	return r;
 }
 
-static int local_list(struct casfs_blob_service *s,
-		      int (*cb)(const uint8_t digest[CASFS_B3_LEN], void *userdata), void *userdata)
+int casfs_local_each_blob_file(int blobs_fd, casfs_local_blob_file_fn cb, void *userdata)
 {
 	for (unsigned fan = 0; fan < 256; fan++) {
-		int r = list_fanout(store_of(s)->blobs_fd, fan, cb, userdata);
+		int r = each_in_fanout(blobs_fd, fan, cb, userdata);
 		if (r < 0)
 			return r;
 	}
 	return 0;
+}
+
+struct list_adapter {
+	int (*cb)(const uint8_t digest[CASFS_B3_LEN], void *userdata);
+	void *userdata;
+};
+
+static int list_one(int dir_fd, const char *name, const uint8_t digest[CASFS_B3_LEN], void *userdata)
+{
+	(void)dir_fd, (void)name;
+	struct list_adapter *a = userdata;
+	return a->cb(digest, a->userdata);
+}
+
+static int local_list(struct casfs_blob_service *s,
+		      int (*cb)(const uint8_t digest[CASFS_B3_LEN], void *userdata), void *userdata)
+{
+	struct list_adapter a = { cb, userdata };
+	return casfs_local_each_blob_file(store_of(s)->blobs_fd, list_one, &a);
 }
 
 static int local_remove(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN])

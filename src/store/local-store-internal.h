@@ -72,6 +72,13 @@ int casfs_local_unsynced_sync(struct casfs_local_store *ls);
  * recovery failed are left for the next opener). */
 int casfs_local_unsynced_recover(struct casfs_local_store *ls);
 
+/* Call cb for every blob file under blobs/ (fan-out order): `dir_fd` is
+ * its fan-out directory, `name` its name there, `digest` what the name
+ * says.  A negative return from cb stops and is returned. */
+typedef int (*casfs_local_blob_file_fn)(int dir_fd, const char *name,
+					const uint8_t digest[CASFS_B3_LEN], void *userdata);
+int casfs_local_each_blob_file(int blobs_fd, casfs_local_blob_file_fn cb, void *userdata);
+
 /* Service constructors; each takes a reference on `ls`. */
 int casfs_local_blob_service_new(struct casfs_local_store *ls, struct casfs_blob_service **ret);
 int casfs_local_directory_service_new(struct casfs_local_store *ls,

@@ -268,64 +268,43 @@ static int check_blob(int dir_fd, const char *name, const uint8_t digest[CASFS_B
 	return memcmp(got, digest, CASFS_B3_LEN) == 0 ? 0 : -EBADMSG;
 }
 
-/* Re-hash every blob file of one fan-out directory whose ctime is at or
- * after `since_ns`; remove those that do not match their names. */
-static int recheck_fanout(struct casfs_local_store *ls, unsigned fan, int64_t since_ns,
-			  uint8_t *buf, int *removed)
+struct recheck {
+	int64_t since_ns;
+	uint8_t *buf;
+	int removed;
+};
+
+/* Re-hash one blob file if its ctime is at or after `since_ns`; remove it
+ * if it does not match its name. */
+static int recheck_one(int dir_fd, const char *name, const uint8_t digest[CASFS_B3_LEN],
+		       void *userdata)
 {
-	char dname[3];
-	snprintf(dname, sizeof(dname), "%02x", fan & 0xffu);
-	int fd = openat(ls->blobs_fd, dname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
+	struct recheck *rc = userdata;
+	struct stat st;
+	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : casfs_neg_errno();
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return casfs_neg_errno();
+	/* not a regular file: the next commit replaces it anyway */
+	if (!S_ISREG(st.st_mode) || ts_ns(&st.st_ctim) < rc->since_ns)
+		return 0;
+	int r = check_blob(dir_fd, name, digest, rc->buf);
+	if (r == -EBADMSG || r == -EIO) {
+		r = unlinkat(dir_fd, name, 0) < 0 && errno != ENOENT ? casfs_neg_errno() : 0;
+		rc->removed += r >= 0;
+	} else if (r == -ENOENT) {
+		r = 0;
 	}
-	int r = 0;
-	struct dirent *de;
-	while (r >= 0 && (de = readdir(d))) {
-		char hex[CASFS_HEX_LEN(CASFS_B3_LEN)];
-		if (strlen(de->d_name) != sizeof(hex) - 2)
-			continue; /* ".", "..", strays */
-		memcpy(hex, dname, 2);
-		memcpy(hex + 2, de->d_name, sizeof(hex) - 2);
-		uint8_t digest[CASFS_B3_LEN];
-		if (casfs_hex_decode(hex, sizeof(hex), digest, sizeof(digest)) != CASFS_B3_LEN)
-			continue;
-		struct stat st;
-		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			if (errno != ENOENT)
-				r = casfs_neg_errno();
-			continue;
-		}
-		/* not a regular file: the next commit replaces it anyway */
-		if (!S_ISREG(st.st_mode) || ts_ns(&st.st_ctim) < since_ns)
-			continue;
-		r = check_blob(fd, de->d_name, digest, buf);
-		if (r == -EBADMSG || r == -EIO) {
-			r = unlinkat(fd, de->d_name, 0) < 0 && errno != ENOENT ? casfs_neg_errno() : 0;
-			*removed += r >= 0;
-		} else if (r == -ENOENT) {
-			r = 0;
-		}
-	}
-	closedir(d);
 	return r;
 }
 
 static int recheck_blobs(struct casfs_local_store *ls, int64_t since_ns, int *removed)
 {
-	_cleanup_free_ uint8_t *buf = malloc(HASH_CHUNK);
-	if (!buf)
+	struct recheck rc = { .since_ns = since_ns, .buf = malloc(HASH_CHUNK) };
+	if (!rc.buf)
 		return -ENOMEM;
-	for (unsigned fan = 0; fan < 256; fan++) {
-		int r = recheck_fanout(ls, fan, since_ns, buf, removed);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	int r = casfs_local_each_blob_file(ls->blobs_fd, recheck_one, &rc);
+	free(rc.buf);
+	*removed += rc.removed;
+	return r;
 }
 
 struct found_record {
