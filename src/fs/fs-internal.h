@@ -85,6 +85,21 @@ struct casfs_fs {
 
 	/* Open blobs for reads by inode (fs-filecache.c); own lock. */
 	struct fs_filecache files;
+
+	/* PathInfo records the root listing found damaged and logged, by
+	 * digest (zero-padded), so each is logged once (fs-root.c); own lock. */
+	pthread_mutex_t damaged_lock;
+	struct casfs_keyset damaged;
+};
+
+/* An open directory (opendir .. releasedir). */
+struct casfs_fs_dir {
+	struct fs_inode *inode; /* pinned; NULL for the root */
+	uint64_t ino, parent_ino;
+	uint8_t key[FS_KEY_LEN];
+	const struct casfs_node *const *entries; /* not for the root */
+	size_t n_entries;
+	struct fs_root_list *root; /* the root's listing, owned (fs-root.c) */
 };
 
 void fs_log(struct casfs_fs *fs, enum casfs_fs_log_level level, const char *fmt, ...)
@@ -119,6 +134,25 @@ int fs_inode_populate(struct casfs_fs *fs, struct fs_inode *i);
 /* Binary search in a sorted entry array; NULL if absent. */
 const struct casfs_node *fs_entries_find(const struct casfs_node *const *entries, size_t n,
 					 const char *name, size_t name_len);
+
+/* A root entry name must be a store path basename: its digest, or
+ * -ENOENT. */
+int fs_parse_basename(const char *name, uint8_t ret[CASFS_STORE_DIGEST_LEN]);
+
+/* Hand directory entry `e` of `d` to cb with `next` as the offset after it
+ * (counting one lookup with `plus`, as casfs_fs_readdir() says).  0 if cb
+ * took it, 1 if it refused it ("buffer full"), -ENOMEM. */
+int fs_dir_emit(struct casfs_fs *fs, const struct casfs_fs_dir *d, const struct casfs_node *e,
+		bool plus, uint64_t next, casfs_fs_dirent_cb cb, void *userdata);
+
+/* The root listing (fs-root.c): a cursor and one page of at most
+ * opts.root_page entries.  new: -ENOMEM.  readdir: entries from `offset`
+ * (>= 2, see the design note in fs-root.c), as casfs_fs_readdir(). */
+struct fs_root_list;
+int fs_root_list_new(struct casfs_fs *fs, struct fs_root_list **ret);
+void fs_root_list_free(struct fs_root_list *l);
+int fs_root_readdir(struct casfs_fs *fs, struct casfs_fs_dir *d, uint64_t offset, bool plus,
+		    casfs_fs_dirent_cb cb, void *userdata);
 
 /* Files (fs-file.c).  The digest and size of file inode `ino`, or -ESTALE,
  * -EISDIR, -ELOOP. */

@@ -34,6 +34,8 @@ int casfs_fs_new(struct casfs_store *store, const struct casfs_fs_options *opts,
 	pthread_mutex_init(&fs->lock, NULL);
 	pthread_mutex_init(&fs->verified_lock, NULL);
 	casfs_keyset_init(&fs->verified);
+	pthread_mutex_init(&fs->damaged_lock, NULL);
+	casfs_keyset_init(&fs->damaged);
 	fs->root.ino = CASFS_FS_ROOT_INO;
 	fs->root.type = CASFS_NODE_DIRECTORY;
 	fs->root.parent_ino = CASFS_FS_ROOT_INO;
@@ -49,13 +51,14 @@ void casfs_fs_free(struct casfs_fs *fs)
 	fs_filecache_release(&fs->files);
 	fs_table_release(fs);
 	casfs_keyset_release(&fs->verified);
+	casfs_keyset_release(&fs->damaged);
 	pthread_mutex_destroy(&fs->lock);
 	pthread_mutex_destroy(&fs->verified_lock);
+	pthread_mutex_destroy(&fs->damaged_lock);
 	free(fs);
 }
 
-/* A root entry name must be a store path basename. */
-static int parse_basename(const char *name, uint8_t ret[CASFS_STORE_DIGEST_LEN])
+int fs_parse_basename(const char *name, uint8_t ret[CASFS_STORE_DIGEST_LEN])
 {
 	struct casfs_store_path sp;
 	size_t len = strnlen(name, CASFS_STORE_PATH_BASENAME_MAX + 1);
@@ -69,7 +72,7 @@ static int parse_basename(const char *name, uint8_t ret[CASFS_STORE_DIGEST_LEN])
 static int lookup_root(struct casfs_fs *fs, const char *name, struct stat *ret_attr)
 {
 	uint8_t digest[CASFS_STORE_DIGEST_LEN];
-	if (parse_basename(name, digest) < 0)
+	if (fs_parse_basename(name, digest) < 0)
 		return -ENOENT;
 
 	/* Fast path: a store path directory the kernel already holds. */
@@ -255,68 +258,10 @@ int casfs_fs_statfs(struct casfs_fs *fs, uint64_t ino, struct statvfs *ret)
 
 /* Directories. */
 
-struct casfs_fs_dir {
-	struct fs_inode *inode; /* pinned; NULL for a root snapshot */
-	uint64_t ino, parent_ino;
-	uint8_t key[FS_KEY_LEN];
-	const struct casfs_node *const *entries;
-	size_t n_entries;
-	/* Root snapshot: owned copies of the PathInfo root nodes. */
-	struct casfs_node *snap;
-	const struct casfs_node **snap_ptrs;
-	size_t n_snap, cap_snap;
-};
-
-static int snapshot_add(const uint8_t digest[CASFS_STORE_DIGEST_LEN],
-			const struct casfs_pathinfo *pi, void *userdata)
-{
-	struct casfs_fs_dir *d = userdata;
-	uint8_t parsed[CASFS_STORE_DIGEST_LEN];
-	/* Skip what a lookup would not find. */
-	if (!pi->node.name || parse_basename(pi->node.name, parsed) < 0 ||
-	    memcmp(parsed, digest, sizeof(parsed)) != 0 ||
-	    strlen(pi->node.name) != pi->node.name_len || casfs_node_validate(&pi->node, NULL) < 0)
-		return 0;
-	if (d->n_snap == d->cap_snap) {
-		size_t cap = d->cap_snap ? d->cap_snap * 2 : 64;
-		struct casfs_node *n = reallocarray(d->snap, cap, sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		d->snap = n;
-		d->cap_snap = cap;
-	}
-	int r = casfs_node_copy(&pi->node, &d->snap[d->n_snap]);
-	if (r < 0)
-		return r;
-	d->n_snap++;
-	return 0;
-}
-
 static void dir_free(struct casfs_fs_dir *d)
 {
-	for (size_t k = 0; k < d->n_snap; k++)
-		casfs_node_release(&d->snap[k]);
-	free(d->snap);
-	free(d->snap_ptrs);
+	fs_root_list_free(d->root);
 	free(d);
-}
-
-static int snapshot_root(struct casfs_fs *fs, struct casfs_fs_dir *d)
-{
-	struct casfs_error err = { 0 };
-	int r = casfs_pathinfo_list(fs->store->pathinfos, snapshot_add, d, &err);
-	if (r < 0) {
-		fs_log(fs, CASFS_FS_LOG_ERROR, "listing path infos: %s", casfs_error_message(&err, r));
-		return r == -ENOMEM ? r : -EIO;
-	}
-	d->snap_ptrs = calloc(d->n_snap ? d->n_snap : 1, sizeof(*d->snap_ptrs));
-	if (!d->snap_ptrs)
-		return -ENOMEM;
-	for (size_t k = 0; k < d->n_snap; k++)
-		d->snap_ptrs[k] = &d->snap[k];
-	d->entries = d->snap_ptrs;
-	d->n_entries = d->n_snap;
-	return 0;
 }
 
 int casfs_fs_opendir(struct casfs_fs *fs, uint64_t ino, struct casfs_fs_dir **ret)
@@ -328,7 +273,7 @@ int casfs_fs_opendir(struct casfs_fs *fs, uint64_t ino, struct casfs_fs_dir **re
 		return -ENOMEM;
 	d->ino = d->parent_ino = CASFS_FS_ROOT_INO;
 	if (ino == CASFS_FS_ROOT_INO) {
-		int r = snapshot_root(fs, d);
+		int r = fs_root_list_new(fs, &d->root);
 		if (r < 0) {
 			dir_free(d);
 			return r;
@@ -351,12 +296,39 @@ int casfs_fs_opendir(struct casfs_fs *fs, uint64_t ino, struct casfs_fs_dir **re
 	return 0;
 }
 
+int fs_dir_emit(struct casfs_fs *fs, const struct casfs_fs_dir *d, const struct casfs_node *e,
+		bool plus, uint64_t next, casfs_fs_dirent_cb cb, void *userdata)
+{
+	struct stat st;
+	if (!plus) {
+		/* The entries are immutable while the handle holds them. */
+		uint8_t key[FS_KEY_LEN];
+		fs_key_of_node(d->key, e, key);
+		fs_attr_of_node(e, fs_key_ino(key), &st);
+		return cb(userdata, e->name, &st, next) ? 1 : 0;
+	}
+	pthread_mutex_lock(&fs->lock);
+	struct fs_inode *c = fs_inode_for_node(fs, d->key, d->ino, e);
+	if (!c) {
+		pthread_mutex_unlock(&fs->lock);
+		return -ENOMEM;
+	}
+	fs_attr_of_inode(c, &st);
+	bool full = cb(userdata, e->name, &st, next) != 0;
+	if (full)
+		fs_inode_maybe_free(fs, c);
+	else
+		c->nlookup++;
+	pthread_mutex_unlock(&fs->lock);
+	return full ? 1 : 0;
+}
+
 int casfs_fs_readdir(struct casfs_fs *fs, struct casfs_fs_dir *d, uint64_t offset, bool plus,
 		     casfs_fs_dirent_cb cb, void *userdata)
 {
 	for (uint64_t k = offset;; k++) {
-		struct stat st;
 		if (k < 2) {
+			struct stat st;
 			uint64_t ino = k == 0 ? d->ino : d->parent_ino;
 			struct casfs_node dot = { .type = CASFS_NODE_DIRECTORY };
 			fs_attr_of_node(&dot, ino, &st);
@@ -364,33 +336,13 @@ int casfs_fs_readdir(struct casfs_fs *fs, struct casfs_fs_dir *d, uint64_t offse
 				return 0;
 			continue;
 		}
+		if (d->root)
+			return fs_root_readdir(fs, d, k, plus, cb, userdata);
 		if (k - 2 >= d->n_entries)
 			return 0;
-		const struct casfs_node *e = d->entries[k - 2];
-		if (!plus) {
-			/* The entries are immutable while the handle pins them. */
-			uint8_t key[FS_KEY_LEN];
-			fs_key_of_node(d->key, e, key);
-			fs_attr_of_node(e, fs_key_ino(key), &st);
-			if (cb(userdata, e->name, &st, k + 1))
-				return 0;
-			continue;
-		}
-		pthread_mutex_lock(&fs->lock);
-		struct fs_inode *c = fs_inode_for_node(fs, d->key, d->ino, e);
-		if (!c) {
-			pthread_mutex_unlock(&fs->lock);
-			return -ENOMEM;
-		}
-		fs_attr_of_inode(c, &st);
-		bool full = cb(userdata, e->name, &st, k + 1) != 0;
-		if (full)
-			fs_inode_maybe_free(fs, c);
-		else
-			c->nlookup++;
-		pthread_mutex_unlock(&fs->lock);
-		if (full)
-			return 0;
+		int r = fs_dir_emit(fs, d, d->entries[k - 2], plus, k + 1, cb, userdata);
+		if (r != 0)
+			return r < 0 ? r : 0;
 	}
 }
 

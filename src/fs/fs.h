@@ -57,6 +57,9 @@ enum casfs_fs_log_level {
 
 struct casfs_fs_options {
 	bool list_root;    /* allow readdir of the root: lists every PathInfo */
+	/* PathInfos an open root directory holds at once while listing (its
+	 * memory, whatever the store's size); 0 means 64. */
+	size_t root_page;
 	bool no_verify;    /* serve blobs without re-hashing them first */
 	/* Open blobs kept by casfs_fs_file_get() once unused (file
 	 * descriptors, with the local store); 0 means 256. */
@@ -92,11 +95,17 @@ int casfs_fs_getattr(struct casfs_fs *fs, uint64_t ino, struct stat *ret_attr);
 int casfs_fs_readlink(struct casfs_fs *fs, uint64_t ino, char **ret_target);
 int casfs_fs_statfs(struct casfs_fs *fs, uint64_t ino, struct statvfs *ret);
 
-/* Directories.  opendir of the root is -EPERM unless list_root; it then
- * takes a snapshot of the PathInfos, so offsets stay valid for the handle.
- * Offsets of other directories are positions in the (immutable, bytewise
- * sorted) entry list and are valid across handles.  Offset 0 is the start;
- * "." and ".." come first.
+/* Directories.  opendir of the root is -EPERM unless list_root; the root
+ * then lists every PathInfo in store path digest order, paging through the
+ * PathInfoService: a handle holds at most root_page entries and a cursor,
+ * whatever the store's size.  Root offsets are positions in digest order
+ * (design note in fs-root.c), valid across pages and handles and while
+ * store paths are added (one appears if it sorts after the position).  A
+ * PathInfo record that cannot be decoded, or whose root node a lookup
+ * would refuse, is left out and logged once per fs (CASFS_FS_LOG_ERROR);
+ * the rest is listed.  Offsets of other directories are positions in the
+ * (immutable, bytewise sorted) entry list and are valid across handles.
+ * Offset 0 is the start; "." and ".." come first.
  *
  * readdir calls cb for each entry from `offset` on with its attributes and
  * the offset of the entry after it, until the entries run out or cb

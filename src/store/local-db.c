@@ -5,6 +5,7 @@
 #include "local-store-internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -286,6 +287,60 @@ static int pi_list(struct casfs_pathinfo_service *s,
 	return rc == 0 || rc == MDB_NOTFOUND ? 0 : casfs_local_mdb_error(err, rc, "listing path infos");
 }
 
+/* One short read transaction per page: a reader slot is held only for
+ * the call, and the position between pages is the caller's digest. */
+static int pi_list_from(struct casfs_pathinfo_service *s,
+			const uint8_t after[CASFS_STORE_DIGEST_LEN], size_t max,
+			casfs_pathinfo_entry_cb cb, void *userdata, struct casfs_error *err)
+{
+	struct casfs_local_store *ls = pi_store(s);
+	max = MIN(max, (size_t)INT_MAX);
+	if (max == 0)
+		return 0;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	int rc = mdb_txn_begin(ls->env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0)
+		return casfs_local_mdb_error(err, rc, "listing path infos");
+	rc = mdb_cursor_open(txn, ls->pathinfo_dbi, &cur);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return casfs_local_mdb_error(err, rc, "listing path infos");
+	}
+	MDB_val k = { CASFS_STORE_DIGEST_LEN, (void *)after }, v;
+	/* Keys compare bytewise (memcmp, then length): SET_RANGE finds the
+	 * first key >= after, which is skipped if it is `after` itself. */
+	rc = mdb_cursor_get(cur, &k, &v, after ? MDB_SET_RANGE : MDB_FIRST);
+	if (rc == 0 && after && k.mv_size == CASFS_STORE_DIGEST_LEN &&
+	    memcmp(k.mv_data, after, CASFS_STORE_DIGEST_LEN) == 0)
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	int r = 0;
+	size_t given = 0;
+	while (rc == 0 && r >= 0 && given < max) {
+		if (k.mv_size == CASFS_STORE_DIGEST_LEN) {
+			uint8_t digest[CASFS_STORE_DIGEST_LEN];
+			memcpy(digest, k.mv_data, sizeof(digest));
+			struct casfs_pathinfo pi = { 0 };
+			struct casfs_error damage = { 0 };
+			r = pi_decode(digest, &v, &pi, &damage);
+			if (r == -ENOMEM)
+				break;
+			r = r < 0 ? cb(digest, NULL, &damage, userdata) : cb(digest, &pi, NULL, userdata);
+			casfs_pathinfo_release(&pi);
+			given++;
+		}
+		if (r >= 0 && given < max)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (r < 0)
+		return r;
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return casfs_local_mdb_error(err, rc, "listing path infos");
+	return (int)given;
+}
+
 static void pi_free(struct casfs_pathinfo_service *s)
 {
 	casfs_local_store_unref(pi_store(s));
@@ -297,6 +352,7 @@ static const struct casfs_pathinfo_service_ops pi_ops = {
 	.get = pi_get,
 	.put = pi_put,
 	.list = pi_list,
+	.list_from = pi_list_from,
 	.free = pi_free,
 };
 

@@ -3,6 +3,7 @@
 #include "pathinfoservice.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <search.h>
 #include <stdlib.h>
@@ -151,6 +152,69 @@ static int mem_list(struct casfs_pathinfo_service *s,
 	return r < 0 ? r : 0;
 }
 
+/* One page: copies of at most `max` records after `after`.  twalk cannot
+ * start in the middle or stop early, so a page costs a walk over the
+ * tree (compares only, past the page) but holds only its own records. */
+struct collect_page {
+	const uint8_t *after; /* NULL: from the first */
+	struct mem_pi **recs; /* max slots */
+	size_t n, max;
+	int r;
+};
+
+static void collect_page_action(const void *node, VISIT which, void *userdata)
+{
+	struct collect_page *c = userdata;
+	if ((which != postorder && which != leaf) || c->r < 0 || c->n == c->max)
+		return;
+	const struct mem_pi *src = *(struct mem_pi *const *)node;
+	if (c->after && memcmp(src->digest, c->after, CASFS_STORE_DIGEST_LEN) <= 0)
+		return;
+	struct mem_pi *e = calloc(1, sizeof(*e));
+	if (!e || casfs_buf_append(&e->encoded, src->encoded.data, src->encoded.len) < 0) {
+		mem_pi_free(e);
+		c->r = -ENOMEM;
+		return;
+	}
+	memcpy(e->digest, src->digest, CASFS_STORE_DIGEST_LEN);
+	c->recs[c->n++] = e;
+}
+
+static int mem_list_from(struct casfs_pathinfo_service *s,
+			 const uint8_t after[CASFS_STORE_DIGEST_LEN], size_t max,
+			 casfs_pathinfo_entry_cb cb, void *userdata, struct casfs_error *err)
+{
+	(void)err; /* nothing here can fail but memory */
+	struct mem_pi_service *m = (struct mem_pi_service *)s;
+	max = MIN(max, (size_t)INT_MAX);
+	if (max == 0)
+		return 0;
+	struct collect_page c = { .after = after, .max = max };
+	c.recs = calloc(max, sizeof(*c.recs));
+	if (!c.recs)
+		return -ENOMEM;
+	pthread_mutex_lock(&m->lock);
+	twalk_r(m->root, collect_page_action, &c);
+	pthread_mutex_unlock(&m->lock);
+	int r = c.r;
+	size_t given = 0;
+	for (size_t i = 0; r >= 0 && i < c.n; i++) {
+		struct casfs_pathinfo pi = { 0 };
+		struct casfs_error damage = { 0 };
+		r = decode_record(c.recs[i]->digest, &c.recs[i]->encoded, &pi, &damage);
+		if (r == -ENOMEM)
+			break;
+		r = r < 0 ? cb(c.recs[i]->digest, NULL, &damage, userdata)
+			  : cb(c.recs[i]->digest, &pi, NULL, userdata);
+		casfs_pathinfo_release(&pi);
+		given++;
+	}
+	for (size_t i = 0; i < c.n; i++)
+		mem_pi_free(c.recs[i]);
+	free(c.recs);
+	return r < 0 ? r : (int)given;
+}
+
 static void mem_free(struct casfs_pathinfo_service *s)
 {
 	struct mem_pi_service *m = (struct mem_pi_service *)s;
@@ -164,6 +228,7 @@ static const struct casfs_pathinfo_service_ops mem_ops = {
 	.get = mem_get,
 	.put = mem_put,
 	.list = mem_list,
+	.list_from = mem_list_from,
 	.free = mem_free,
 };
 

@@ -14,6 +14,15 @@
 
 struct casfs_pathinfo_service;
 
+/* One entry of a paged listing (casfs_pathinfo_list_from): `pi` is the
+ * decoded entry and `damage` NULL, or, when the stored record cannot be
+ * decoded, `pi` is NULL and `damage` says why (code -EBADMSG, the message
+ * names the digest).  Both are valid during the call only.  Return 0 to go
+ * on; a negative return stops the listing and is returned by it. */
+typedef int (*casfs_pathinfo_entry_cb)(const uint8_t digest[CASFS_STORE_DIGEST_LEN],
+				       const struct casfs_pathinfo *pi,
+				       const struct casfs_error *damage, void *userdata);
+
 struct casfs_pathinfo_service_ops {
 	const char *name;
 	/* -ENOENT if absent; -EBADMSG if the stored record is damaged. */
@@ -22,11 +31,28 @@ struct casfs_pathinfo_service_ops {
 	/* Store (durably, when the backend is durable) under the digest. */
 	int (*put)(struct casfs_pathinfo_service *s, const uint8_t digest[CASFS_STORE_DIGEST_LEN],
 		   const struct casfs_pathinfo *pi, struct casfs_error *err);
-	/* Call cb for each entry, in digest order; a negative return stops. */
+	/* Call cb for each entry, in digest order; a negative return stops.
+	 * A damaged record stops the listing with -EBADMSG (list_from goes
+	 * past it).  Holds the whole listing in memory (memory backend) or
+	 * one read transaction for its duration (local). */
 	int (*list)(struct casfs_pathinfo_service *s,
 		    int (*cb)(const uint8_t digest[CASFS_STORE_DIGEST_LEN],
 			      const struct casfs_pathinfo *pi, void *userdata),
 		    void *userdata, struct casfs_error *err);
+	/* One page of the listing: cb for each entry whose digest sorts
+	 * bytewise after `after` (NULL: from the first), in digest order, at
+	 * most `max` (up to INT_MAX) of them, damaged ones included (handed over with pi NULL,
+	 * they do not stop the listing).  Returns how many entries cb was
+	 * given, so fewer than `max` means the listing is at its end; or
+	 * -errno when the store cannot be read (its message in err), -ENOMEM,
+	 * or cb's negative return.  Memory is O(max) whatever the store's
+	 * size, and nothing stays open between calls, so a caller pages with
+	 * after = the last digest it was given; entries put meanwhile appear
+	 * if they sort after it.  cb must not call back into the service.
+	 * Must not be NULL. */
+	int (*list_from)(struct casfs_pathinfo_service *s,
+			 const uint8_t after[CASFS_STORE_DIGEST_LEN], size_t max,
+			 casfs_pathinfo_entry_cb cb, void *userdata, struct casfs_error *err);
 	void (*free)(struct casfs_pathinfo_service *s);
 };
 
@@ -54,6 +80,14 @@ static inline int casfs_pathinfo_list(struct casfs_pathinfo_service *s,
 				      void *userdata, struct casfs_error *err)
 {
 	return s->ops->list(s, cb, userdata, err);
+}
+
+static inline int casfs_pathinfo_list_from(struct casfs_pathinfo_service *s,
+					   const uint8_t after[CASFS_STORE_DIGEST_LEN],
+					   size_t max, casfs_pathinfo_entry_cb cb,
+					   void *userdata, struct casfs_error *err)
+{
+	return s->ops->list_from(s, after, max, cb, userdata, err);
 }
 
 static inline void casfs_pathinfo_service_free(struct casfs_pathinfo_service *s)

@@ -18,6 +18,8 @@
  * Expected digests come from b3sum, not from our BLAKE3. */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <lmdb.h>
 #include <pthread.h>
 
 #include "basic/encoding.h"
@@ -1075,4 +1077,465 @@ TEST(file_get_size_lie_is_eio_even_when_cached)
 	CHECK_EQ_MEM(buf, HELLO, 12);
 	casfs_fs_file_put(fs, f1);
 	TEARDOWN();
+}
+
+/* ---- the root listing, paged ---------------------------------------------
+ *
+ * MANY symlink store paths (their digests a BLAKE3 of their number, so put
+ * order is not digest order), listed through small pages.  Two records are
+ * damaged: one cannot be decoded (on the local store, bad bytes written
+ * into LMDB; on memory, where stored bytes are always our own encoding,
+ * handed over as damaged by the PathInfoService decorator below), and one
+ * decodes but is named after another record's store path (put directly,
+ * past casfs_store_add_pathinfo's checks: listing it would show that name
+ * twice). */
+
+#define MANY 300
+#define MANY_UNDECODABLE 120 /* indices in digest order */
+#define MANY_MISNAMED 121
+
+/* A PathInfoService decorator: counts the listing calls and the page size
+ * asked for, and hands record `victim` to list_from callers as damaged. */
+struct counting_pis {
+	struct casfs_pathinfo_service base;
+	struct casfs_pathinfo_service *inner;
+	bool has_victim;
+	uint8_t victim[CASFS_STORE_DIGEST_LEN];
+	size_t list_calls, list_from_calls, max_seen;
+};
+
+static struct counting_pis *counting(struct casfs_pathinfo_service *s)
+{
+	return (struct counting_pis *)s;
+}
+static int cnt_get(struct casfs_pathinfo_service *s, const uint8_t d[CASFS_STORE_DIGEST_LEN],
+		   struct casfs_pathinfo *ret, struct casfs_error *err)
+{
+	return casfs_pathinfo_get(counting(s)->inner, d, ret, err);
+}
+static int cnt_put(struct casfs_pathinfo_service *s, const uint8_t d[CASFS_STORE_DIGEST_LEN],
+		   const struct casfs_pathinfo *pi, struct casfs_error *err)
+{
+	return casfs_pathinfo_put(counting(s)->inner, d, pi, err);
+}
+struct cnt_shim {
+	struct counting_pis *c;
+	casfs_pathinfo_entry_cb cb;
+	int (*list_cb)(const uint8_t digest[CASFS_STORE_DIGEST_LEN],
+		       const struct casfs_pathinfo *pi, void *userdata);
+	void *userdata;
+	struct casfs_error *err;
+};
+/* list: the victim stops the listing with -EBADMSG, as a damaged record
+ * does in the real backends. */
+static int cnt_list_shim_cb(const uint8_t digest[CASFS_STORE_DIGEST_LEN],
+			    const struct casfs_pathinfo *pi, void *userdata)
+{
+	struct cnt_shim *sh = userdata;
+	if (sh->c->has_victim && memcmp(digest, sh->c->victim, CASFS_STORE_DIGEST_LEN) == 0)
+		return casfs_error_set(sh->err, -EBADMSG, "path info is damaged: injected");
+	return sh->list_cb(digest, pi, sh->userdata);
+}
+static int cnt_list(struct casfs_pathinfo_service *s,
+		    int (*cb)(const uint8_t digest[CASFS_STORE_DIGEST_LEN],
+			      const struct casfs_pathinfo *pi, void *userdata),
+		    void *userdata, struct casfs_error *err)
+{
+	counting(s)->list_calls++;
+	struct cnt_shim sh = { .c = counting(s), .list_cb = cb, .userdata = userdata, .err = err };
+	return casfs_pathinfo_list(counting(s)->inner, cnt_list_shim_cb, &sh, err);
+}
+static int cnt_shim_cb(const uint8_t digest[CASFS_STORE_DIGEST_LEN], const struct casfs_pathinfo *pi,
+		       const struct casfs_error *damage, void *userdata)
+{
+	struct cnt_shim *sh = userdata;
+	if (sh->c->has_victim && memcmp(digest, sh->c->victim, CASFS_STORE_DIGEST_LEN) == 0) {
+		struct casfs_error e = { 0 };
+		char name[40];
+		casfs_nixbase32_encode(digest, CASFS_STORE_DIGEST_LEN, name);
+		casfs_error_set(&e, -EBADMSG, "path info %s is damaged: injected", name);
+		return sh->cb(digest, NULL, &e, sh->userdata);
+	}
+	return sh->cb(digest, pi, damage, sh->userdata);
+}
+static int cnt_list_from(struct casfs_pathinfo_service *s,
+			 const uint8_t after[CASFS_STORE_DIGEST_LEN], size_t max,
+			 casfs_pathinfo_entry_cb cb, void *userdata, struct casfs_error *err)
+{
+	struct counting_pis *c = counting(s);
+	c->list_from_calls++;
+	c->max_seen = MAX(c->max_seen, max);
+	struct cnt_shim sh = { .c = c, .cb = cb, .userdata = userdata };
+	return casfs_pathinfo_list_from(c->inner, after, max, cnt_shim_cb, &sh, err);
+}
+static void cnt_free(struct casfs_pathinfo_service *s)
+{
+	casfs_pathinfo_service_free(counting(s)->inner);
+	free(s);
+}
+static const struct casfs_pathinfo_service_ops counting_ops = {
+	.name = "counting", .get = cnt_get, .put = cnt_put, .list = cnt_list,
+	.list_from = cnt_list_from, .free = cnt_free,
+};
+
+struct many {
+	bool local;
+	char tmp[64], dir[96];
+	struct casfs_store *store;
+	struct counting_pis *pis;
+	uint8_t digest[MANY][CASFS_STORE_DIGEST_LEN]; /* sorted */
+	char name[MANY][64];
+	char log[8192];
+	int n_log;
+};
+
+static int digest_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, CASFS_STORE_DIGEST_LEN);
+}
+
+static void many_log(void *userdata, enum casfs_fs_log_level level, const char *msg)
+{
+	struct many *m = userdata;
+	(void)level;
+	size_t len = strlen(m->log);
+	snprintf(m->log + len, sizeof(m->log) - len, "%s\n", msg);
+	m->n_log++;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static int many_open(struct many *m, unsigned flags)
+{
+	struct casfs_error err = { 0 };
+	char url[128];
+	snprintf(url, sizeof(url), "local:%s", m->dir);
+	int r = casfs_store_open(m->local ? url : "memory:", flags, &m->store, &err);
+	if (r < 0)
+		printf("  open: %s\n", casfs_error_message(&err, r));
+	return r;
+}
+
+/* Overwrite the "pathinfo" record of `digest` with bytes that do not
+ * decode (the store must be closed: one LMDB open per process). */
+static int damage_pathinfo_record(const char *dir, const uint8_t digest[CASFS_STORE_DIGEST_LEN])
+{
+	char db[256];
+	snprintf(db, sizeof(db), "%s/db", dir);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	int rc = mdb_env_create(&env);
+	if (rc)
+		return rc;
+	mdb_env_set_maxdbs(env, 4);
+	rc = mdb_env_open(env, db, 0, 0644);
+	if (!rc)
+		rc = mdb_txn_begin(env, NULL, 0, &txn);
+	if (!rc) {
+		/* field 1 (node), length 255, then the record ends */
+		static const uint8_t bad[] = { 0x0a, 0xff, 0x01, 0x12 };
+		MDB_val k = { CASFS_STORE_DIGEST_LEN, (void *)digest }, v = { sizeof(bad), (void *)bad };
+		rc = mdb_dbi_open(txn, "pathinfo", 0, &dbi);
+		if (!rc)
+			rc = mdb_put(txn, dbi, &k, &v, 0);
+		rc = rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
+	}
+	mdb_env_close(env);
+	return rc;
+}
+
+static int many_put(struct many *m, int k, const char *name, bool checked)
+{
+	struct casfs_pathinfo pi = { 0 };
+	char target[32];
+	snprintf(target, sizeof(target), "/target/%d", k);
+	pi.node = (struct casfs_node){ .type = CASFS_NODE_SYMLINK, .name = (char *)name,
+				       .name_len = strlen(name), .target = target,
+				       .target_len = strlen(target) };
+	pi.has_narinfo = true;
+	struct casfs_error err = { 0 };
+	int r = checked ? casfs_store_add_pathinfo(m->store, m->digest[k], &pi, &err)
+			: casfs_pathinfo_put(m->store->pathinfos, m->digest[k], &pi, &err);
+	if (r < 0)
+		printf("  put %d: %s\n", k, casfs_error_message(&err, r));
+	return r;
+}
+
+static int many_init(struct many *m, bool local)
+{
+	memset(m, 0, sizeof(*m));
+	m->local = local;
+	if (local) {
+		snprintf(m->tmp, sizeof(m->tmp), "/tmp/casfs-test-fs-XXXXXX");
+		if (!mkdtemp(m->tmp))
+			return -errno;
+		snprintf(m->dir, sizeof(m->dir), "%s/store", m->tmp);
+	}
+	int r = many_open(m, CASFS_STORE_CREATE);
+	if (r < 0)
+		return r;
+	for (int k = 0; k < MANY; k++) {
+		char seed[32];
+		uint8_t h[CASFS_B3_LEN];
+		snprintf(seed, sizeof(seed), "root entry %d", k);
+		casfs_b3(seed, strlen(seed), h);
+		memcpy(m->digest[k], h, CASFS_STORE_DIGEST_LEN);
+	}
+	qsort(m->digest, MANY, CASFS_STORE_DIGEST_LEN, digest_cmp);
+	/* Put in another order than the digests'. */
+	for (int j = 0; j < MANY; j++) {
+		int k = (j * 7) % MANY; /* 7 is prime to 300 */
+		casfs_nixbase32_encode(m->digest[k], CASFS_STORE_DIGEST_LEN, m->name[k]);
+		snprintf(m->name[k] + 32, sizeof(m->name[k]) - 32, "-p%d", k);
+	}
+	for (int j = 0; j < MANY; j++) {
+		int k = (j * 7) % MANY;
+		if (k == MANY_MISNAMED)
+			r = many_put(m, k, m->name[k - 1], false); /* its neighbour's name */
+		else
+			r = many_put(m, k, m->name[k], true);
+		if (r < 0)
+			return r;
+	}
+	if (local) {
+		casfs_store_free(m->store);
+		m->store = NULL;
+		if ((r = damage_pathinfo_record(m->dir, m->digest[MANY_UNDECODABLE])) != 0) {
+			printf("  damaging LMDB: %s\n", mdb_strerror(r));
+			return -EIO;
+		}
+		if ((r = many_open(m, 0)) < 0)
+			return r;
+	}
+	struct counting_pis *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->base.ops = &counting_ops;
+	c->inner = m->store->pathinfos;
+	if (!local) {
+		c->has_victim = true;
+		memcpy(c->victim, m->digest[MANY_UNDECODABLE], CASFS_STORE_DIGEST_LEN);
+	}
+	m->store->pathinfos = &c->base;
+	m->pis = c;
+	return 0;
+}
+
+static void many_done(struct many *m)
+{
+	casfs_store_free(m->store);
+	if (m->tmp[0])
+		nftw(m->tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static struct casfs_fs *many_fs(struct many *m, size_t root_page)
+{
+	struct casfs_fs_options o = { .list_root = true, .root_page = root_page,
+				      .log = many_log, .log_userdata = m };
+	struct casfs_fs *fs = NULL;
+	return casfs_fs_new(m->store, &o, &fs) < 0 ? NULL : fs;
+}
+
+/* A whole listing, taken `chunk` entries per readdir call (a small
+ * getdents buffer), each call resuming at the offset after the last entry
+ * taken, as the kernel does. */
+struct big_listing {
+	char (*names)[64];
+	uint64_t *next, *ino;
+	int n, cap;
+	int chunk, in_call;
+};
+
+static int collect_big(void *userdata, const char *name, const struct stat *attr, uint64_t next)
+{
+	struct big_listing *l = userdata;
+	if (l->in_call == l->chunk || l->n == l->cap)
+		return 1;
+	snprintf(l->names[l->n], 64, "%s", name);
+	l->next[l->n] = next;
+	l->ino[l->n] = attr->st_ino;
+	l->n++;
+	l->in_call++;
+	return 0;
+}
+
+static int big_init(struct big_listing *l, int cap, int chunk)
+{
+	*l = (struct big_listing){ .cap = cap, .chunk = chunk };
+	l->names = calloc((size_t)cap, sizeof(*l->names));
+	l->next = calloc((size_t)cap, sizeof(*l->next));
+	l->ino = calloc((size_t)cap, sizeof(*l->ino));
+	return l->names && l->next && l->ino ? 0 : -ENOMEM;
+}
+
+static void big_free(struct big_listing *l)
+{
+	free(l->names);
+	free(l->next);
+	free(l->ino);
+}
+
+/* Read from `offset` to the end (a call that takes nothing), or fail. */
+static int list_all(struct casfs_fs *fs, struct casfs_fs_dir *d, uint64_t offset, bool plus,
+		    struct big_listing *l)
+{
+	for (int calls = 0; calls < 10 * MANY; calls++) {
+		l->in_call = 0;
+		int r = casfs_fs_readdir(fs, d, offset, plus, collect_big, l);
+		if (r < 0)
+			return r;
+		if (l->in_call == 0)
+			return 0;
+		offset = l->next[l->n - 1];
+	}
+	return -ELOOP;
+}
+
+/* Listing entries [from, l->n) must be exactly the store paths from
+ * index `first` on, in digest order, without the two damaged ones. */
+static int check_names(const struct many *m, const struct big_listing *l, int from, int first)
+{
+	int k = first;
+	for (int i = from; i < l->n; i++, k++) {
+		while (k == MANY_UNDECODABLE || k == MANY_MISNAMED)
+			k++;
+		if (k >= MANY || strcmp(l->names[i], m->name[k]) != 0) {
+			printf("  entry %d is '%s', expected '%s'\n", i, l->names[i],
+			       k < MANY ? m->name[k] : "(the end)");
+			return -1;
+		}
+	}
+	while (k == MANY_UNDECODABLE || k == MANY_MISNAMED)
+		k++;
+	if (k != MANY) {
+		printf("  listing ends before '%s'\n", m->name[k]);
+		return -1;
+	}
+	return 0;
+}
+
+static void root_listing_pages(bool local)
+{
+	struct many m;
+	int r = many_init(&m, local);
+	if (r < 0)
+		many_done(&m);
+	CHECK_EQ_INT(r, 0);
+	struct casfs_fs *fs = many_fs(&m, 16);
+	CHECK(fs != NULL);
+	char undecodable[40], misnamed[40];
+	casfs_nixbase32_encode(m.digest[MANY_UNDECODABLE], CASFS_STORE_DIGEST_LEN, undecodable);
+	casfs_nixbase32_encode(m.digest[MANY_MISNAMED], CASFS_STORE_DIGEST_LEN, misnamed);
+
+	/* Seven entries per call: calls and pages (16) end at other places. */
+	struct casfs_fs_dir *d = NULL;
+	struct big_listing l;
+	CHECK_EQ_INT(big_init(&l, MANY + 10, 7), 0);
+	CHECK_EQ_INT(casfs_fs_opendir(fs, CASFS_FS_ROOT_INO, &d), 0);
+	CHECK_EQ_INT(list_all(fs, d, 0, false, &l), 0);
+	CHECK_EQ_INT(l.n, 2 + MANY - 2);
+	CHECK_EQ_STR(l.names[0], ".");
+	CHECK_EQ_STR(l.names[1], "..");
+	CHECK_EQ_INT(check_names(&m, &l, 2, 0), 0);
+	for (int i = 1; i < l.n; i++)
+		CHECK(l.next[i] > l.next[i - 1]);
+	/* Each damaged record logged once, by digest. */
+	CHECK_EQ_INT(m.n_log, 2);
+	CHECK(strstr(m.log, undecodable) != NULL);
+	CHECK(strstr(m.log, misnamed) != NULL);
+
+	/* Bounded: the handle asked for pages of 16, never the whole list. */
+	CHECK_EQ_INT(m.pis->list_calls, 0);
+	CHECK_EQ_INT(m.pis->max_seen, 16);
+	CHECK(m.pis->list_from_calls >= MANY / 16);
+
+	/* Offsets are valid on another handle, and a second listing does not
+	 * log the damage again.  Resume after the entry before the damaged
+	 * ones (listing index 2 + 119), with readdirplus. */
+	uint64_t resume = l.next[2 + MANY_UNDECODABLE - 1];
+	struct casfs_fs_dir *d2 = NULL;
+	struct big_listing l2;
+	CHECK_EQ_INT(big_init(&l2, MANY + 10, 5), 0);
+	CHECK_EQ_INT(casfs_fs_opendir(fs, CASFS_FS_ROOT_INO, &d2), 0);
+	CHECK_EQ_INT(list_all(fs, d2, resume, true, &l2), 0);
+	CHECK_EQ_INT(check_names(&m, &l2, 0, MANY_UNDECODABLE), 0);
+	CHECK_EQ_INT(m.n_log, 2);
+	/* readdirplus counted a lookup: the inode lives, with lookup's number. */
+	struct stat st;
+	CHECK_EQ_INT(casfs_fs_getattr(fs, l2.ino[0], &st), 0);
+	CHECK_EQ_INT(casfs_fs_lookup(fs, CASFS_FS_ROOT_INO, l2.names[0], &st), 0);
+	CHECK_EQ_INT(st.st_ino, l2.ino[0]);
+	CHECK_EQ_INT(st.st_mode, S_IFLNK | 0777);
+	casfs_fs_releasedir(fs, d2);
+
+	/* Store paths added while listing: one that sorts after the position
+	 * is listed, one before it is not; the rest is unchanged. */
+	struct big_listing l3;
+	CHECK_EQ_INT(big_init(&l3, MANY + 10, 9), 0);
+	uint64_t mid = l.next[2 + 150];
+	l3.in_call = 0;
+	CHECK_EQ_INT(casfs_fs_readdir(fs, d, mid, false, collect_big, &l3), 0);
+	CHECK_EQ_INT(l3.n, 9);
+	CHECK_EQ_STR(l3.names[0], l.names[2 + 151]);
+	uint8_t low[CASFS_STORE_DIGEST_LEN], high[CASFS_STORE_DIGEST_LEN];
+	memset(low, 0, sizeof(low));
+	memset(high, 0xff, sizeof(high));
+	char low_name[64], high_name[64];
+	casfs_nixbase32_encode(low, sizeof(low), low_name);
+	strcat(low_name, "-low");
+	casfs_nixbase32_encode(high, sizeof(high), high_name);
+	strcat(high_name, "-high");
+	struct casfs_pathinfo pi = { .has_narinfo = true };
+	pi.node = (struct casfs_node){ .type = CASFS_NODE_SYMLINK, .target = "t", .target_len = 1 };
+	pi.node.name = low_name;
+	pi.node.name_len = strlen(low_name);
+	CHECK_EQ_INT(casfs_store_add_pathinfo(m.store, low, &pi, NULL), 0);
+	pi.node.name = high_name;
+	pi.node.name_len = strlen(high_name);
+	CHECK_EQ_INT(casfs_store_add_pathinfo(m.store, high, &pi, NULL), 0);
+	CHECK_EQ_INT(list_all(fs, d, l3.next[l3.n - 1], false, &l3), 0);
+	CHECK_EQ_INT(l3.n, (l.n - (2 + 151)) + 1);
+	for (int i = 0; i + 1 < l3.n; i++)
+		CHECK_EQ_STR(l3.names[i], l.names[2 + 151 + i]);
+	CHECK_EQ_STR(l3.names[l3.n - 1], high_name);
+	casfs_fs_releasedir(fs, d);
+
+	/* Past every digest, and the default page. */
+	CHECK_EQ_INT(casfs_fs_opendir(fs, CASFS_FS_ROOT_INO, &d), 0);
+	l3.n = 0;
+	CHECK_EQ_INT(list_all(fs, d, UINT64_MAX, false, &l3), 0);
+	CHECK_EQ_INT(l3.n, 0);
+	casfs_fs_releasedir(fs, d);
+	casfs_fs_free(fs);
+	fs = many_fs(&m, 0);
+	CHECK(fs != NULL);
+	m.pis->max_seen = 0;
+	CHECK_EQ_INT(casfs_fs_opendir(fs, CASFS_FS_ROOT_INO, &d), 0);
+	l.n = 0;
+	l.chunk = 1000;
+	CHECK_EQ_INT(list_all(fs, d, 0, false, &l), 0);
+	casfs_fs_releasedir(fs, d);
+	CHECK_EQ_INT(l.n, 2 + MANY - 2 + 2);
+	CHECK_EQ_INT(m.pis->max_seen, 64);
+	CHECK_EQ_INT(m.pis->list_calls, 0);
+	casfs_fs_free(fs);
+	big_free(&l);
+	big_free(&l2);
+	big_free(&l3);
+	many_done(&m);
+}
+
+TEST(root_listing_pages_memory)
+{
+	root_listing_pages(false);
+}
+
+TEST(root_listing_pages_local)
+{
+	root_listing_pages(true);
 }

@@ -595,6 +595,11 @@ CONFORMANCE(directory_closure_rejections)
 
 /* ---- path infos -------------------------------------------------------- */
 
+static int digest_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, CASFS_STORE_DIGEST_LEN);
+}
+
 static void store_digest(uint8_t d[CASFS_STORE_DIGEST_LEN], uint8_t seed)
 {
 	for (int i = 0; i < CASFS_STORE_DIGEST_LEN; i++)
@@ -697,6 +702,128 @@ CONFORMANCE(pathinfo_put_get_list)
 	CHECK_EQ_INT(l.n, 3);
 	for (size_t i = 1; i < l.n; i++)
 		CHECK(memcmp(l.digests[i - 1], l.digests[i], CASFS_STORE_DIGEST_LEN) < 0);
+}
+
+/* A paged listing: every digest handed over, and the damaged ones. */
+struct pi_pages {
+	uint8_t digests[64][CASFS_STORE_DIGEST_LEN];
+	size_t n;
+	uint8_t damaged[4][CASFS_STORE_DIGEST_LEN];
+	char damage_msg[512];
+	size_t n_damaged;
+	int stop_at; /* return -ECANCELED at this entry (0: never) */
+};
+
+static int pi_page_cb(const uint8_t digest[CASFS_STORE_DIGEST_LEN], const struct casfs_pathinfo *pi,
+		      const struct casfs_error *damage, void *userdata)
+{
+	struct pi_pages *p = userdata;
+	if (p->stop_at && (int)(p->n + p->n_damaged) + 1 == p->stop_at)
+		return -ECANCELED;
+	if (!pi) {
+		if (!damage || damage->code != -EBADMSG || p->n_damaged == 4)
+			return -EPROTO;
+		snprintf(p->damage_msg, sizeof(p->damage_msg), "%s", damage->msg);
+		memcpy(p->damaged[p->n_damaged++], digest, CASFS_STORE_DIGEST_LEN);
+		return 0;
+	}
+	char b32[CASFS_NIXBASE32_LEN(CASFS_STORE_DIGEST_LEN) + 1];
+	casfs_nixbase32_encode(digest, CASFS_STORE_DIGEST_LEN, b32);
+	if (damage || p->n == 64 || strncmp(pi->node.name, b32, strlen(b32)) != 0)
+		return -EPROTO;
+	memcpy(p->digests[p->n++], digest, CASFS_STORE_DIGEST_LEN);
+	return 0;
+}
+
+/* 40 path infos, stored out of order; their digests, sorted. */
+static int put_forty(struct casfs_store *s, uint8_t sorted[40][CASFS_STORE_DIGEST_LEN])
+{
+	uint8_t blob[CASFS_B3_LEN];
+	casfs_b3("x", 1, blob);
+	for (int i = 0; i < 40; i++) {
+		uint8_t d[CASFS_STORE_DIGEST_LEN];
+		store_digest(d, (uint8_t)((i * 17) % 40)); /* seed*31 mod 256: distinct first bytes */
+		struct casfs_pathinfo pi;
+		struct casfs_error err = { 0 };
+		int r = make_pathinfo(&pi, d, "paged", CASFS_NODE_FILE, blob, 1);
+		if (r >= 0)
+			r = casfs_pathinfo_put(s->pathinfos, d, &pi, &err);
+		casfs_pathinfo_release(&pi);
+		if (r < 0)
+			return r;
+		memcpy(sorted[i], d, CASFS_STORE_DIGEST_LEN);
+	}
+	qsort(sorted, 40, CASFS_STORE_DIGEST_LEN, digest_cmp);
+	return 0;
+}
+
+CONFORMANCE(pathinfo_list_from_pages)
+{
+	struct casfs_error err = { 0 };
+	uint8_t sorted[40][CASFS_STORE_DIGEST_LEN];
+	CHECK_EQ_INT(put_forty(s, sorted), 0);
+
+	/* Pages of 7: 7, 7, 7, 7, 7, 5; each starts after the last digest
+	 * of the one before. */
+	struct pi_pages p = { .n = 0 };
+	const uint8_t *after = NULL;
+	uint8_t last[CASFS_STORE_DIGEST_LEN];
+	int pages = 0, r;
+	do {
+		r = casfs_pathinfo_list_from(s->pathinfos, after, 7, pi_page_cb, &p, &err);
+		CHECK(r >= 0);
+		CHECK_EQ_INT(r, p.n > 35 ? 5 : 7);
+		CHECK_EQ_INT(p.n, MIN((size_t)(pages + 1) * 7, (size_t)40));
+		memcpy(last, p.digests[p.n - 1], CASFS_STORE_DIGEST_LEN);
+		after = last;
+		pages++;
+	} while (r == 7);
+	CHECK_EQ_INT(pages, 6);
+	CHECK_EQ_INT(p.n_damaged, 0);
+	for (size_t i = 0; i < 40; i++)
+		CHECK_EQ_MEM(p.digests[i], sorted[i], CASFS_STORE_DIGEST_LEN);
+
+	/* An exact multiple ends with an empty page. */
+	CHECK_EQ_INT(casfs_pathinfo_list_from(s->pathinfos, sorted[39], 7, pi_page_cb, &p, &err), 0);
+	CHECK_EQ_INT(casfs_pathinfo_list_from(s->pathinfos, sorted[31], 8, pi_page_cb, &p, &err), 8);
+	CHECK_EQ_INT(casfs_pathinfo_list_from(s->pathinfos, sorted[39], 8, pi_page_cb, &p, &err), 0);
+	/* `after` need not be stored: the next greater one comes first. */
+	uint8_t between[CASFS_STORE_DIGEST_LEN];
+	memcpy(between, sorted[9], CASFS_STORE_DIGEST_LEN);
+	between[CASFS_STORE_DIGEST_LEN - 1]++; /* sorted[9] < between < sorted[10] */
+	CHECK(memcmp(between, sorted[10], CASFS_STORE_DIGEST_LEN) < 0);
+	p.n = 0;
+	CHECK_EQ_INT(casfs_pathinfo_list_from(s->pathinfos, between, 3, pi_page_cb, &p, &err), 3);
+	CHECK_EQ_MEM(p.digests[0], sorted[10], CASFS_STORE_DIGEST_LEN);
+	CHECK_EQ_MEM(p.digests[2], sorted[12], CASFS_STORE_DIGEST_LEN);
+	/* max 0, and a callback that stops. */
+	p.n = 0;
+	CHECK_EQ_INT(casfs_pathinfo_list_from(s->pathinfos, NULL, 0, pi_page_cb, &p, &err), 0);
+	CHECK_EQ_INT(p.n, 0);
+	p.stop_at = 3;
+	CHECK_EQ_INT(casfs_pathinfo_list_from(s->pathinfos, NULL, 10, pi_page_cb, &p, &err),
+		     -ECANCELED);
+	CHECK_EQ_INT(p.n, 2);
+	/* Put between pages: listed if after the position. */
+	p = (struct pi_pages){ .n = 0 };
+	CHECK_EQ_INT(casfs_pathinfo_list_from(s->pathinfos, NULL, 20, pi_page_cb, &p, &err), 20);
+	uint8_t late[CASFS_STORE_DIGEST_LEN], early[CASFS_STORE_DIGEST_LEN], blob[CASFS_B3_LEN];
+	memset(late, 0xff, sizeof(late));
+	memset(early, 0, sizeof(early));
+	casfs_b3("x", 1, blob);
+	for (int i = 0; i < 2; i++) {
+		struct casfs_pathinfo pi;
+		CHECK_EQ_INT(make_pathinfo(&pi, i ? late : early, "late", CASFS_NODE_FILE, blob, 1), 0);
+		r = casfs_pathinfo_put(s->pathinfos, i ? late : early, &pi, &err);
+		casfs_pathinfo_release(&pi);
+		CHECK_EQ_INT(r, 0);
+	}
+	CHECK_EQ_INT(casfs_pathinfo_list_from(s->pathinfos, p.digests[19], 64, pi_page_cb, &p, &err),
+		     21);
+	CHECK_EQ_INT(p.n, 41);
+	CHECK_EQ_MEM(p.digests[40], late, CASFS_STORE_DIGEST_LEN);
+	for (size_t i = 0; i < 40; i++)
+		CHECK_EQ_MEM(p.digests[i], sorted[i], CASFS_STORE_DIGEST_LEN);
 }
 
 static int add(struct casfs_store *s, const uint8_t d[CASFS_STORE_DIGEST_LEN],
@@ -1057,6 +1184,74 @@ TEST(local_reopen_persists)
 	CHECK_EQ_INT(casfs_blob_create(f.s->blobs, &wr), -EROFS);
 	CHECK_EQ_INT(casfs_pathinfo_put(f.s->pathinfos, d, &got, &err), -EROFS);
 	tree_release(&t);
+	fixture_done(&f);
+}
+
+/* Overwrite the "pathinfo" record of `digest` with bytes that do not
+ * decode (the store must be closed). */
+static int damage_pathinfo(const char *dir, const uint8_t digest[CASFS_STORE_DIGEST_LEN])
+{
+	char db[256];
+	snprintf(db, sizeof(db), "%s/db", dir);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	int rc = mdb_env_create(&env);
+	if (rc)
+		return rc;
+	mdb_env_set_maxdbs(env, 4);
+	rc = mdb_env_open(env, db, 0, 0644);
+	if (!rc)
+		rc = mdb_txn_begin(env, NULL, 0, &txn);
+	if (!rc) {
+		/* field 1 (node), length 255, then the record ends */
+		static const uint8_t bad[] = { 0x0a, 0xff, 0x01, 0x12 };
+		MDB_val k = { CASFS_STORE_DIGEST_LEN, (void *)digest }, v = { sizeof(bad), (void *)bad };
+		rc = mdb_dbi_open(txn, "pathinfo", 0, &dbi);
+		if (!rc)
+			rc = mdb_put(txn, dbi, &k, &v, 0);
+		rc = rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
+	}
+	mdb_env_close(env);
+	return rc;
+}
+
+/* A record that does not decode: get and list say -EBADMSG; list_from
+ * hands it over as damaged, named, and goes on with the rest. */
+TEST(local_damaged_pathinfo_is_skipped_by_list_from)
+{
+	struct fixture f = { 0 };
+	struct casfs_error err;
+	uint8_t sorted[40][CASFS_STORE_DIGEST_LEN];
+	CHECK_EQ_INT(fixture_tmp(&f), 0);
+	CHECK_EQ_INT(open_local(&f, CASFS_STORE_CREATE, &err), 0);
+	CHECK_EQ_INT(put_forty(f.s, sorted), 0);
+	casfs_store_free(f.s);
+	f.s = NULL;
+	CHECK_EQ_INT(damage_pathinfo(f.dir, sorted[13]), 0);
+	CHECK_EQ_INT(damage_pathinfo(f.dir, sorted[14]), 0);
+	CHECK_EQ_INT(open_local(&f, CASFS_STORE_READONLY, &err), 0);
+	char name[CASFS_NIXBASE32_LEN(CASFS_STORE_DIGEST_LEN) + 1];
+	casfs_nixbase32_encode(sorted[14], CASFS_STORE_DIGEST_LEN, name);
+
+	struct casfs_pathinfo got = { 0 };
+	CHECK_EQ_INT(casfs_pathinfo_get(f.s->pathinfos, sorted[13], &got, &err), -EBADMSG);
+	int n = 0;
+	CHECK_EQ_INT(casfs_pathinfo_list(f.s->pathinfos, find_pi_cb, &n, &err), -EBADMSG);
+
+	struct pi_pages p = { .n = 0 };
+	CHECK_EQ_INT(casfs_pathinfo_list_from(f.s->pathinfos, sorted[9], 6, pi_page_cb, &p, &err), 6);
+	CHECK_EQ_INT(p.n, 4);
+	CHECK_EQ_INT(p.n_damaged, 2);
+	CHECK_EQ_MEM(p.damaged[0], sorted[13], CASFS_STORE_DIGEST_LEN);
+	CHECK_EQ_MEM(p.damaged[1], sorted[14], CASFS_STORE_DIGEST_LEN);
+	CHECK(strstr(p.damage_msg, name) != NULL);
+	CHECK_EQ_MEM(p.digests[3], sorted[15], CASFS_STORE_DIGEST_LEN);
+	/* The whole listing: 38 good, 2 damaged. */
+	p = (struct pi_pages){ .n = 0 };
+	CHECK_EQ_INT(casfs_pathinfo_list_from(f.s->pathinfos, NULL, 64, pi_page_cb, &p, &err), 40);
+	CHECK_EQ_INT(p.n, 38);
+	CHECK_EQ_INT(p.n_damaged, 2);
 	fixture_done(&f);
 }
 
