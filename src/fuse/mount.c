@@ -25,6 +25,11 @@
 #include "fuse/mount.h"
 
 #define EXIT_USAGE 2
+/* libfuse's max_threads when --threads is not given. */
+#define LIBFUSE_DEFAULT_THREADS 10
+/* Store reads in flight beyond one per FUSE worker: the CLI and other
+ * processes sharing the store (store.h, CASFS_STORE_READERS). */
+#define READER_HEADROOM 64
 
 static const char usage[] =
 	"usage: casfs mount MOUNTPOINT [--store URL] [--list-root] [--threads N]\n"
@@ -272,7 +277,12 @@ static int serve(struct mount_opts *o, int ready_fd, struct failure *f)
 
 	struct casfs_error err = { 0 };
 	struct casfs_store *store = NULL;
-	int r = casfs_store_open(o->store_url, CASFS_STORE_READONLY, &store, &err);
+	/* A request runs at most one store read at a time, on its worker
+	 * thread, so the workers bound the reads in flight. */
+	unsigned readers = (o->threads ? o->threads : LIBFUSE_DEFAULT_THREADS) + READER_HEADROOM;
+	readers = MAX(readers, (unsigned)CASFS_STORE_DEFAULT_READERS);
+	int r = casfs_store_open(o->store_url, CASFS_STORE_READONLY | CASFS_STORE_READERS(readers),
+				 &store, &err);
 	if (r < 0)
 		return fail(f, "cannot open store: %s", casfs_error_message(&err, r));
 

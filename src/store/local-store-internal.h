@@ -21,6 +21,7 @@ struct casfs_local_store {
 	MDB_env *env;
 	MDB_dbi dirs_dbi;
 	MDB_dbi pathinfo_dbi;
+	unsigned max_readers; /* LMDB reader slots asked for (store.h) */
 
 	/* This process's unsynced record (local-store.h, local-unsynced.c).
 	 * Blob links hold link_lock for reading across "ensure the record,

@@ -254,6 +254,10 @@ static int env_open(struct casfs_local_store *ls, const char *dbpath, unsigned f
 	rc = mdb_env_set_maxdbs(ls->env, 4);
 	if (rc == 0)
 		rc = mdb_env_set_mapsize(ls->env, MAP_SIZE);
+	/* Each read transaction in flight holds a slot (MDB_NOTLS: a slot
+	 * belongs to the transaction, released when it ends). */
+	if (rc == 0)
+		rc = mdb_env_set_maxreaders(ls->env, ls->max_readers);
 	if (rc == 0)
 		rc = mdb_env_open(ls->env, dbpath, flags, 0644);
 	if (rc != 0) {
@@ -390,6 +394,9 @@ int casfs_local_store_open(const char *dir, unsigned flags,
 	ls->refs = 1;
 	ls->dir_fd = ls->blobs_fd = ls->tmp_fd = ls->unsynced_fd = ls->lock_fd = -1;
 	ls->readonly = flags & CASFS_STORE_READONLY;
+	ls->max_readers = CASFS_STORE_READERS_OF(flags);
+	if (!ls->max_readers)
+		ls->max_readers = CASFS_STORE_DEFAULT_READERS;
 	int r = casfs_local_unsynced_init(ls);
 	if (r < 0) {
 		free(ls->path);

@@ -22,6 +22,23 @@ enum {
 	CASFS_STORE_READONLY = 1 << 1, /* open read-only (no writes, shared lock) */
 };
 
+/* How many reads may be in flight at once, in the upper 16 bits of the
+ * open flags: CASFS_STORE_READERS(n), n from 1 to 65535; without it,
+ * CASFS_STORE_DEFAULT_READERS.  For the local store this sizes LMDB's
+ * reader table, one slot per read transaction in flight, shared by every
+ * process that has the store open (each store call runs one short
+ * transaction; none stays open between calls).  A read that finds the
+ * table full fails (-EIO).  The table lives in DIR/db/lock.mdb: a process
+ * that opens the store while no other has it open makes it at least this
+ * large, and it never shrinks; one that opens it while another has it open
+ * gets the table as it is. */
+#define CASFS_STORE_READERS_SHIFT 16
+#define CASFS_STORE_READERS(n) ((unsigned)(n) << CASFS_STORE_READERS_SHIFT)
+#define CASFS_STORE_READERS_OF(flags) ((unsigned)(flags) >> CASFS_STORE_READERS_SHIFT)
+/* Covers the CLI and a mount with libfuse's default threads, with room
+ * for a few other processes at once. */
+#define CASFS_STORE_DEFAULT_READERS 256
+
 struct casfs_store {
 	struct casfs_blob_service *blobs;
 	struct casfs_directory_service *directories;
