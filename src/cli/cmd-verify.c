@@ -111,6 +111,60 @@ static int verify_pathinfo(const uint8_t digest[CASFS_STORE_DIGEST_LEN],
 	return r;
 }
 
+/* One page of the whole-store listing: the digests to verify (each is
+ * read again, so no read transaction lasts while blobs are hashed), and
+ * the damaged records reported on the way. */
+#define PAGE 256
+struct page {
+	struct verify *v;
+	uint8_t digests[PAGE][CASFS_STORE_DIGEST_LEN];
+	size_t n;
+};
+
+static int page_entry(const uint8_t digest[CASFS_STORE_DIGEST_LEN], const struct casfs_pathinfo *pi,
+		      const struct casfs_error *damage, void *userdata)
+{
+	struct page *pg = userdata;
+	memcpy(pg->digests[pg->n++], digest, CASFS_STORE_DIGEST_LEN);
+	if (!pi) { /* the message names the record */
+		pg->v->paths++;
+		pg->v->damaged++;
+		fprintf(stderr, "casfs verify: %s\n", casfs_error_message(damage, -EBADMSG));
+	}
+	return 0;
+}
+
+/* Every store path, a page at a time; a damaged record is counted and
+ * the listing goes on. */
+static int verify_all_pathinfos(struct verify *v, struct casfs_error *err)
+{
+	struct casfs_pathinfo_service *pis = v->cli->store->pathinfos;
+	struct page pg = { .v = v };
+	uint8_t after[CASFS_STORE_DIGEST_LEN];
+	for (bool first = true;; first = false) {
+		pg.n = 0;
+		int n = casfs_pathinfo_list_from(pis, first ? NULL : after, PAGE, page_entry, &pg, err);
+		if (n < 0)
+			return n;
+		for (size_t i = 0; i < pg.n; i++) {
+			struct casfs_pathinfo pi;
+			casfs_error_clear(err);
+			int r = casfs_pathinfo_get(pis, pg.digests[i], &pi, err);
+			if (r == -ENOENT || r == -EBADMSG)
+				continue; /* removed meanwhile, or reported above */
+			if (r < 0)
+				return r;
+			r = verify_pathinfo(pg.digests[i], &pi, v);
+			casfs_pathinfo_release(&pi);
+			if (r < 0)
+				return r;
+		}
+		if ((size_t)n < PAGE)
+			return 0;
+		memcpy(after, pg.digests[pg.n - 1], CASFS_STORE_DIGEST_LEN);
+	}
+}
+
 static int verify_any_blob(const uint8_t digest[CASFS_B3_LEN], void *userdata)
 {
 	return verify_blob(userdata, digest, 0, false);
@@ -161,7 +215,7 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 		}
 	}
 	if (r >= 0 && a.n_pos == 0) {
-		r = casfs_pathinfo_list(c->store->pathinfos, verify_pathinfo, &v, &err);
+		r = verify_all_pathinfos(&v, &err);
 		if (r >= 0 && c->store->directories->ops->list)
 			r = c->store->directories->ops->list(c->store->directories,
 							     verify_any_directory, &v);

@@ -133,6 +133,24 @@ else
 	fail damage-setup "no blob file for sub/file"
 fi
 
+# --- a damaged PathInfo record: verify reports it and checks the rest ------
+cp -a "$CASFS_STORE" "$TMP/damaged-pi"
+other=$("$CASFS" --store "$TMP/damaged-pi" import "$TMP/tree/sub")
+if python3 "$TOP/tests/sh/lib/lmdb-put.py" "$TMP/damaged-pi" pathinfo "${good#/nix/store/}" 0aff0112 2>"$TMP/err"; then
+	"$CASFS" --store "$TMP/damaged-pi" verify >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	total=$("$CASFS" verify 2>/dev/null | sed -n 's/^checked \([0-9]*\) store paths.*/\1/p')
+	if [ "$rc" -eq 1 ] && grep -q "path info ${good:11:32} is damaged" "$TMP/err" &&
+		grep -q "^checked $((total + 1)) store paths, .*: 1 damaged" "$TMP/out"; then
+		pass verify-damaged-pathinfo
+	else
+		fail verify-damaged-pathinfo "rc $rc: $(cat "$TMP/err" "$TMP/out" | head -4 | tr '\n' '|')"
+	fi
+	check_eq verify-damaged-pathinfo-others "$("$CASFS" --store "$TMP/damaged-pi" verify "$other" >/dev/null 2>&1; echo $?)" 0
+else
+	fail verify-damaged-pathinfo "cannot damage the record: $(cat "$TMP/err")"
+fi
+
 # --- full disk: a clear error, the store stays consistent -----------------
 if mkdir -p "$TMP/small" && mount -t tmpfs -o size=3m tmpfs "$TMP/small" 2>/dev/null; then
 	cleanup_hook() { umount "$TMP/small" 2>/dev/null; }
