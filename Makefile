@@ -125,6 +125,15 @@ bench: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/bench-hashbound
 	@bash bench/import.sh
 
+$(BUILD)/bench-b3threads: bench/b3threads.c $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+# BLAKE3 on 1..cores threads over 1 GiB in memory.
+bench-b3: deps
+	@$(MAKE) --no-print-directory $(BUILD)/bench-b3threads
+	@$(BUILD)/bench-b3threads
+
 bench-mount: deps
 	@$(MAKE) --no-print-directory BUILD=build all
 	@CASFS=$(CURDIR)/build/casfs bash bench/mount.sh
@@ -136,6 +145,6 @@ fresh-check:
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
 
-.PHONY: all tests fuzz deps check demo bench bench-mount fresh-check clean
+.PHONY: all tests fuzz deps check demo bench bench-b3 bench-mount fresh-check clean
 .SECONDARY:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

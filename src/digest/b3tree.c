@@ -4,6 +4,10 @@
  * compressed block by block. */
 #include "b3tree.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "blake3_impl.h"
@@ -127,4 +131,61 @@ void casfs_b3_root_from_groups(const uint8_t (*cvs)[CASFS_B3_LEN], size_t n,
 			       uint8_t ret_digest[CASFS_B3_LEN])
 {
 	groups_node(cvs, n, ROOT, ret_digest);
+}
+
+struct hash_job {
+	const uint8_t *data;
+	uint64_t len;
+	uint8_t (*cvs)[CASFS_B3_LEN];
+	size_t first, end; /* groups [first, end) */
+};
+
+static void *hash_groups(void *userdata)
+{
+	struct hash_job *j = userdata;
+	for (size_t i = j->first; i < j->end; i++) {
+		uint64_t off = (uint64_t)i * CASFS_B3_MAX_SUBTREE;
+		size_t n = j->len - off < CASFS_B3_MAX_SUBTREE ? (size_t)(j->len - off)
+							       : CASFS_B3_MAX_SUBTREE;
+		casfs_b3_subtree_cv(j->data + off, n, off / CASFS_B3_CHUNK_LEN, j->cvs[i]);
+	}
+	return NULL;
+}
+
+#define MAX_HASH_THREADS 64
+
+int casfs_b3_hash_threads(const void *data, uint64_t len, unsigned threads,
+			  uint8_t ret_digest[CASFS_B3_LEN])
+{
+	if (len <= CASFS_B3_MAX_SUBTREE || threads <= 1) {
+		casfs_b3(data, (size_t)len, ret_digest);
+		return 0;
+	}
+	size_t n = (size_t)((len + CASFS_B3_MAX_SUBTREE - 1) / CASFS_B3_MAX_SUBTREE);
+	if (threads > n)
+		threads = (unsigned)n;
+	if (threads > MAX_HASH_THREADS)
+		threads = MAX_HASH_THREADS;
+	uint8_t (*cvs)[CASFS_B3_LEN] = malloc(n * CASFS_B3_LEN);
+	if (!cvs)
+		return -ENOMEM;
+	struct hash_job jobs[MAX_HASH_THREADS];
+	pthread_t tids[MAX_HASH_THREADS];
+	bool started[MAX_HASH_THREADS] = { false };
+	for (unsigned t = 0; t < threads; t++)
+		jobs[t] = (struct hash_job){ .data = data, .len = len, .cvs = cvs,
+					     .first = n * t / threads, .end = n * (t + 1) / threads };
+	/* jobs 1.. on threads of their own; one that cannot start runs here */
+	for (unsigned t = 1; t < threads; t++)
+		started[t] = pthread_create(&tids[t], NULL, hash_groups, &jobs[t]) == 0;
+	hash_groups(&jobs[0]);
+	for (unsigned t = 1; t < threads; t++) {
+		if (started[t])
+			pthread_join(tids[t], NULL);
+		else
+			hash_groups(&jobs[t]);
+	}
+	casfs_b3_root_from_groups((const uint8_t (*)[CASFS_B3_LEN])cvs, n, ret_digest);
+	free(cvs);
+	return 0;
 }

@@ -21,7 +21,9 @@
  * input of one group or less has no group CVs: its digest is its hash.
  *
  * Everything here is pure computation on the caller's buffers, with the
- * SIMD code of the official C sources; thread-safe. */
+ * SIMD code of the official C sources; thread-safe.  Big inputs can be
+ * hashed on several threads at once (casfs_b3_hash_threads): the groups
+ * are independent subtrees. */
 #pragma once
 
 #include <stddef.h>
@@ -47,3 +49,10 @@ void casfs_b3_root_from_groups(const uint8_t (*cvs)[CASFS_B3_LEN], size_t n,
 /* The CV of a parent node over two child CVs (not the root). */
 void casfs_b3_parent_cv(const uint8_t left[CASFS_B3_LEN], const uint8_t right[CASFS_B3_LEN],
 			uint8_t ret_cv[CASFS_B3_LEN]);
+
+/* Plain BLAKE3 of data[0, len), the groups (of CASFS_B3_MAX_SUBTREE) shared
+ * among up to `threads` threads (the caller's included; 0 or 1: the
+ * caller's alone; a thread that cannot be started leaves its share to the
+ * caller).  0, or -ENOMEM (nothing written). */
+int casfs_b3_hash_threads(const void *data, uint64_t len, unsigned threads,
+			  uint8_t ret_digest[CASFS_B3_LEN]);

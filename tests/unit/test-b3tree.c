@@ -115,3 +115,29 @@ TEST(past_4_gib)
 	munmap(data, len);
 	CHECK_EQ_MEM(got, want, 32);
 }
+
+/* Hashing on several threads gives the official digest. */
+TEST(threads_give_the_official_digest)
+{
+	size_t max = (8u << 20) + 3;
+	uint8_t *data = malloc(max);
+	CHECK(data != NULL);
+	for (size_t i = 0; i < max; i++)
+		data[i] = (uint8_t)(i * 13 + (i >> 11));
+	const size_t lens[] = { 0, 1, CASFS_B3_MAX_SUBTREE, CASFS_B3_MAX_SUBTREE + 1,
+				2 * CASFS_B3_MAX_SUBTREE, 3 * CASFS_B3_MAX_SUBTREE - 1, max };
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		uint8_t want[32];
+		casfs_b3(data, lens[i], want);
+		for (unsigned t = 0; t <= 5; t++) {
+			uint8_t got[32] = { 0 };
+			CHECK_EQ_INT(casfs_b3_hash_threads(data, lens[i], t, got), 0);
+			if (memcmp(got, want, 32) != 0) {
+				FAILF("length %zu, %u threads: digest differs", lens[i], t);
+				free(data);
+				return;
+			}
+		}
+	}
+	free(data);
+}
