@@ -78,7 +78,6 @@ int fs_file_open_blob(struct casfs_fs *fs, const uint8_t digest[CASFS_B3_LEN], u
 		verified_add(fs, digest);
 	}
 	f->reader = reader;
-	f->size = size;
 	f->fd = casfs_blob_reader_fd(reader);
 	return 0;
 }
@@ -106,6 +105,7 @@ int casfs_fs_open(struct casfs_fs *fs, uint64_t ino, int flags, struct casfs_fs_
 	if (!f)
 		return -ENOMEM;
 	pthread_mutex_init(&f->lock, NULL);
+	f->size = size;
 	r = fs_file_open_blob(fs, digest, size, f);
 	if (r < 0) {
 		fs_file_free(f);

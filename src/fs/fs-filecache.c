@@ -175,7 +175,7 @@ int casfs_fs_file_get(struct casfs_fs *fs, uint64_t ino, struct casfs_fs_file **
 	f->fd = -1;
 	f->state = FS_FILE_OPENING;
 	f->refs = 1;
-	f->size = size;
+	f->size = size; /* the cache key, with the digest; set once, here */
 	memcpy(f->digest, digest, CASFS_B3_LEN);
 	struct casfs_fs_file **b = bucket(c, digest);
 	f->hnext = *b;

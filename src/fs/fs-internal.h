@@ -159,7 +159,8 @@ int fs_root_readdir(struct casfs_fs *fs, struct casfs_fs_dir *d, uint64_t offset
 int fs_file_target(struct casfs_fs *fs, uint64_t ino, uint8_t ret_digest[CASFS_B3_LEN],
 		   uint64_t *ret_size);
 /* Open (and verify, unless no_verify) blob `digest` of `size` bytes into
- * the zeroed, mutex-initialised `f`: sets reader, fd and size. */
+ * the zeroed, mutex-initialised `f` whose size the caller has set (the
+ * open-blob cache reads it under its lock): sets reader and fd. */
 int fs_file_open_blob(struct casfs_fs *fs, const uint8_t digest[CASFS_B3_LEN], uint64_t size,
 		      struct casfs_fs_file *f);
 /* Close the reader and free `f`. */
