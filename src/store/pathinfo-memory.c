@@ -95,6 +95,18 @@ static int mem_put(struct casfs_pathinfo_service *s, const uint8_t digest[CASFS_
 	return r;
 }
 
+/* A copy of a record for a snapshot (NULL on OOM). */
+static struct mem_pi *mem_pi_copy(const struct mem_pi *src)
+{
+	struct mem_pi *e = calloc(1, sizeof(*e));
+	if (!e || casfs_buf_append(&e->encoded, src->encoded.data, src->encoded.len) < 0) {
+		mem_pi_free(e);
+		return NULL;
+	}
+	memcpy(e->digest, src->digest, CASFS_STORE_DIGEST_LEN);
+	return e;
+}
+
 struct collect {
 	struct mem_pi **recs;
 	size_t n, cap;
@@ -117,13 +129,11 @@ static void collect_action(const void *node, VISIT which, void *userdata)
 		c->recs = p;
 		c->cap = cap;
 	}
-	struct mem_pi *e = calloc(1, sizeof(*e));
-	if (!e || casfs_buf_append(&e->encoded, src->encoded.data, src->encoded.len) < 0) {
-		mem_pi_free(e);
+	struct mem_pi *e = mem_pi_copy(src);
+	if (!e) {
 		c->r = -ENOMEM;
 		return;
 	}
-	memcpy(e->digest, src->digest, CASFS_STORE_DIGEST_LEN);
 	c->recs[c->n++] = e;
 }
 
@@ -170,13 +180,11 @@ static void collect_page_action(const void *node, VISIT which, void *userdata)
 	const struct mem_pi *src = *(struct mem_pi *const *)node;
 	if (c->after && memcmp(src->digest, c->after, CASFS_STORE_DIGEST_LEN) <= 0)
 		return;
-	struct mem_pi *e = calloc(1, sizeof(*e));
-	if (!e || casfs_buf_append(&e->encoded, src->encoded.data, src->encoded.len) < 0) {
-		mem_pi_free(e);
+	struct mem_pi *e = mem_pi_copy(src);
+	if (!e) {
 		c->r = -ENOMEM;
 		return;
 	}
-	memcpy(e->digest, src->digest, CASFS_STORE_DIGEST_LEN);
 	c->recs[c->n++] = e;
 }
 
