@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <lmdb.h>
 #include <pthread.h>
 
 #include "basic/encoding.h"
@@ -28,6 +27,7 @@
 #include "castore/directoryservice.h"
 #include "fs/fs.h"
 #include "store/store.h"
+#include "test-lmdb.h"
 #include "test.h"
 
 #define HELLO "hello world\n"
@@ -1224,29 +1224,8 @@ static int many_open(struct many *m, unsigned flags)
  * decode (the store must be closed: one LMDB open per process). */
 static int damage_pathinfo_record(const char *dir, const uint8_t digest[CASFS_STORE_DIGEST_LEN])
 {
-	char db[256];
-	snprintf(db, sizeof(db), "%s/db", dir);
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	int rc = mdb_env_create(&env);
-	if (rc)
-		return rc;
-	mdb_env_set_maxdbs(env, 4);
-	rc = mdb_env_open(env, db, 0, 0644);
-	if (!rc)
-		rc = mdb_txn_begin(env, NULL, 0, &txn);
-	if (!rc) {
-		/* field 1 (node), length 255, then the record ends */
-		static const uint8_t bad[] = { 0x0a, 0xff, 0x01, 0x12 };
-		MDB_val k = { CASFS_STORE_DIGEST_LEN, (void *)digest }, v = { sizeof(bad), (void *)bad };
-		rc = mdb_dbi_open(txn, "pathinfo", 0, &dbi);
-		if (!rc)
-			rc = mdb_put(txn, dbi, &k, &v, 0);
-		rc = rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
-	}
-	mdb_env_close(env);
-	return rc;
+	return test_lmdb_rewrite(dir, "pathinfo", digest, CASFS_STORE_DIGEST_LEN,
+				 test_lmdb_undecodable);
 }
 
 static int many_put(struct many *m, int k, const char *name, bool checked)

@@ -4,13 +4,13 @@
  *
  * Blob digests are checked against the published BLAKE3 test vectors
  * (BLAKE3-team/BLAKE3 test_vectors.json: input byte i is i % 251). */
+#include "test-lmdb.h"
 #include "test.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <lmdb.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <sys/file.h>
@@ -1026,38 +1026,20 @@ TEST(local_corrupt_blob)
 	fixture_done(&f);
 }
 
+/* The record still decodes, but to the wrong digest. */
+static void flip_last_byte(MDB_val *v, uint8_t scratch[1024])
+{
+	if (v->mv_size > 0 && v->mv_size <= 1024) {
+		scratch[v->mv_size - 1] ^= 0x01;
+		v->mv_data = scratch;
+	}
+}
+
 /* Overwrite the "directories" record of `digest` behind the store's back
  * (the store must be closed: LMDB forbids two opens in one process). */
 static int damage_directory(const char *dir, const uint8_t digest[CASFS_B3_LEN])
 {
-	char db[256];
-	snprintf(db, sizeof(db), "%s/db", dir);
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	int rc = mdb_env_create(&env);
-	if (rc)
-		return rc;
-	mdb_env_set_maxdbs(env, 4);
-	rc = mdb_env_open(env, db, 0, 0644);
-	if (!rc)
-		rc = mdb_txn_begin(env, NULL, 0, &txn);
-	if (!rc) {
-		rc = mdb_dbi_open(txn, "directories", 0, &dbi);
-		MDB_val k = { CASFS_B3_LEN, (void *)digest }, v;
-		if (!rc)
-			rc = mdb_get(txn, dbi, &k, &v);
-		uint8_t copy[1024];
-		if (!rc && v.mv_size > 0 && v.mv_size <= sizeof(copy)) {
-			memcpy(copy, v.mv_data, v.mv_size);
-			copy[v.mv_size - 1] ^= 0x01; /* still decodes, wrong digest */
-			v.mv_data = copy;
-			rc = mdb_put(txn, dbi, &k, &v, 0);
-		}
-		rc = rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
-	}
-	mdb_env_close(env);
-	return rc;
+	return test_lmdb_rewrite(dir, "directories", digest, CASFS_B3_LEN, flip_last_byte);
 }
 
 TEST(local_corrupt_directory)
@@ -1191,29 +1173,8 @@ TEST(local_reopen_persists)
  * decode (the store must be closed). */
 static int damage_pathinfo(const char *dir, const uint8_t digest[CASFS_STORE_DIGEST_LEN])
 {
-	char db[256];
-	snprintf(db, sizeof(db), "%s/db", dir);
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	int rc = mdb_env_create(&env);
-	if (rc)
-		return rc;
-	mdb_env_set_maxdbs(env, 4);
-	rc = mdb_env_open(env, db, 0, 0644);
-	if (!rc)
-		rc = mdb_txn_begin(env, NULL, 0, &txn);
-	if (!rc) {
-		/* field 1 (node), length 255, then the record ends */
-		static const uint8_t bad[] = { 0x0a, 0xff, 0x01, 0x12 };
-		MDB_val k = { CASFS_STORE_DIGEST_LEN, (void *)digest }, v = { sizeof(bad), (void *)bad };
-		rc = mdb_dbi_open(txn, "pathinfo", 0, &dbi);
-		if (!rc)
-			rc = mdb_put(txn, dbi, &k, &v, 0);
-		rc = rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
-	}
-	mdb_env_close(env);
-	return rc;
+	return test_lmdb_rewrite(dir, "pathinfo", digest, CASFS_STORE_DIGEST_LEN,
+				 test_lmdb_undecodable);
 }
 
 /* A record that does not decode: get and list say -EBADMSG; list_from
