@@ -44,7 +44,7 @@ struct casfs_blob_worker {
 
 	/* worker-side state */
 	struct casfs_blob_writer *writer;
-	struct casfs_b3_hasher hasher;
+	struct casfs_b3_stream hasher;
 	uint64_t hashed;
 	int error;
 	struct casfs_error err;
@@ -80,6 +80,21 @@ static int run_put(struct casfs_blob_worker *w, const struct job *j, uint8_t dig
 	return casfs_blob_put(w->blobs, j->buf, j->n, digest);
 }
 
+/* The digest of a hashed stream; a stored blob with that digest and size
+ * whose outboard is missing (a store made before outboards) gets it. */
+static int run_hash_end(struct casfs_blob_worker *w, uint8_t digest[CASFS_B3_LEN])
+{
+	struct casfs_outboard ob;
+	int r = casfs_b3_stream_final(&w->hasher, digest, &ob);
+	uint64_t have;
+	if (r >= 0 && ob.n > 0 && w->blobs->ops->outboard_put &&
+	    casfs_blob_stat(w->blobs, digest, &have) >= 0 && have == w->hashed)
+		(void)w->blobs->ops->outboard_put(w->blobs, digest, &ob, false);
+	if (r >= 0)
+		casfs_outboard_release(&ob);
+	return r;
+}
+
 /* Runs on the worker thread, without the lock. */
 static int run_job(struct casfs_blob_worker *w, struct job *j)
 {
@@ -101,17 +116,16 @@ static int run_job(struct casfs_blob_worker *w, struct job *j)
 		break;
 	}
 	case JOB_HASH_BEGIN:
-		casfs_b3_init(&w->hasher);
+		casfs_b3_stream_release(&w->hasher); /* a stream cut short by an error */
+		casfs_b3_stream_init(&w->hasher, 1);
 		w->hashed = 0;
 		return 0;
 	case JOB_HASH_DATA:
-		casfs_b3_update(&w->hasher, j->buf, j->n);
 		w->hashed += j->n;
-		return 0;
+		return casfs_b3_stream_update(&w->hasher, j->buf, j->n);
 	case JOB_HASH_END:
-		casfs_b3_final(&w->hasher, digest);
 		size = w->hashed;
-		r = 0;
+		r = run_hash_end(w, digest);
 		break;
 	default:
 		return -EINVAL;
@@ -189,6 +203,7 @@ void casfs_blob_worker_free(struct casfs_blob_worker *w)
 	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thread, NULL);
 	casfs_blob_writer_abort(w->writer);
+	casfs_b3_stream_release(&w->hasher);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->changed);
 	free(w->results);

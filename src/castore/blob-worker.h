@@ -7,7 +7,9 @@
  *   stream_*       a blob in chunks (large files) through a blob writer,
  *                  optionally checked against an expected digest;
  *   hash_*         BLAKE3 of chunks, nothing stored (to learn a large
- *                  file's digest, and whether it is new, before copying).
+ *                  file's digest, and whether it is new, before copying),
+ *                  except the outboard of a blob already stored without
+ *                  one (stores upgraded from version 1 fill in).
  * Every buffer handed in is owned by the worker from then on (freed with
  * free()).  Submitting blocks while more than `max_inflight` bytes are
  * queued, so memory stays bounded.  Each finished blob yields a result

@@ -22,41 +22,101 @@ int casfs_blob_put(struct casfs_blob_service *s, const void *p, size_t n,
 	return casfs_blob_writer_commit(w, NULL, ret_digest, NULL);
 }
 
-#define VERIFY_CHUNK (256 * 1024)
+/* Big enough that each hashing thread gets a few MiB per read. */
+#define VERIFY_CHUNK (8u << 20)
 
-int casfs_blob_verify(struct casfs_blob_reader *r, struct casfs_error *err)
+int casfs_blob_verify(struct casfs_blob_reader *r, struct casfs_outboard *ret_ob,
+		      struct casfs_error *err)
 {
 	char want[CASFS_B3_STR_LEN + 1];
 	casfs_b3_format(r->digest, want);
-	_cleanup_free_ uint8_t *buf = malloc(VERIFY_CHUNK);
+	size_t chunk = (size_t)MIN((uint64_t)VERIFY_CHUNK, r->size + 1);
+	_cleanup_free_ uint8_t *buf = malloc(chunk);
 	if (!buf)
 		return -ENOMEM;
 
-	struct casfs_b3_hasher h;
-	casfs_b3_init(&h);
+	struct casfs_b3_stream h;
+	casfs_b3_stream_init(&h, casfs_b3_threads());
 	uint64_t off = 0;
+	int rc = 0;
 	for (;;) {
-		ssize_t n = casfs_blob_reader_pread(r, buf, VERIFY_CHUNK, off);
-		if (n < 0)
-			return casfs_error_set(err, (int)n, "blob %s: read at offset %llu: %s",
-					       want, (unsigned long long)off, strerror((int)-n));
+		ssize_t n = casfs_blob_reader_pread(r, buf, chunk, off);
+		if (n < 0) {
+			rc = casfs_error_set(err, (int)n, "blob %s: read at offset %llu: %s", want,
+					     (unsigned long long)off, strerror((int)-n));
+			break;
+		}
 		if (n == 0)
 			break;
-		casfs_b3_update(&h, buf, (size_t)n);
+		if ((rc = casfs_b3_stream_update(&h, buf, (size_t)n)) < 0)
+			break;
 		off += (uint64_t)n;
 	}
 	/* A reader that ends early or late is as damaged as one with wrong bytes:
 	 * the size is part of what the node promises. */
-	if (off != r->size)
-		return casfs_error_set(err, -EBADMSG, "blob %s is damaged: %llu bytes, expected %llu",
-				       want, (unsigned long long)off, (unsigned long long)r->size);
+	if (rc >= 0 && off != r->size)
+		rc = casfs_error_set(err, -EBADMSG, "blob %s is damaged: %llu bytes, expected %llu",
+				     want, (unsigned long long)off, (unsigned long long)r->size);
+	if (rc < 0) {
+		casfs_b3_stream_release(&h);
+		return rc;
+	}
 	uint8_t got[CASFS_B3_LEN];
-	casfs_b3_final(&h, got);
+	struct casfs_outboard ob;
+	if ((rc = casfs_b3_stream_final(&h, got, &ob)) < 0)
+		return rc;
 	if (memcmp(got, r->digest, CASFS_B3_LEN) != 0) {
+		casfs_outboard_release(&ob);
 		char have[CASFS_B3_STR_LEN + 1];
 		casfs_b3_format(got, have);
 		return casfs_error_set(err, -EBADMSG, "blob %s is damaged: content hashes to %s",
 				       want, have);
 	}
+	if (ret_ob)
+		*ret_ob = ob;
+	else
+		casfs_outboard_release(&ob);
+	return 0;
+}
+
+static int stored_outboard(struct casfs_blob_service *s, struct casfs_blob_reader *r,
+			   struct casfs_outboard *ret, struct casfs_error *err)
+{
+	if (!s->ops->outboard_get)
+		return -ENOENT;
+	_cleanup_free_ uint8_t *p = NULL;
+	size_t len = 0;
+	int rc = s->ops->outboard_get(s, r->digest, &p, &len);
+	if (rc < 0)
+		return rc == -ENOENT ? rc : casfs_error_set(err, rc, "outboard: %s", strerror(-rc));
+	return casfs_outboard_decode(p, len, r->digest, r->size, ret, err);
+}
+
+int casfs_blob_outboard(struct casfs_blob_service *s, struct casfs_blob_reader *r,
+			struct casfs_outboard *ret, enum casfs_outboard_source *ret_source,
+			struct casfs_error *stored_err, struct casfs_error *err)
+{
+	struct casfs_error local = { 0 };
+	if (!stored_err)
+		stored_err = &local;
+	int rc = stored_outboard(s, r, ret, stored_err);
+	if (rc >= 0 || rc == -ENOMEM) {
+		if (ret_source)
+			*ret_source = CASFS_OUTBOARD_STORED;
+		return rc;
+	}
+	enum casfs_outboard_source source =
+		rc == -ENOENT ? CASFS_OUTBOARD_BUILT : CASFS_OUTBOARD_REBUILT;
+	if ((rc = casfs_blob_verify(r, ret, err)) < 0)
+		return rc;
+	if (ret->n == 0) { /* one group or less: nothing to check ranges with */
+		casfs_outboard_release(ret);
+		return casfs_error_set(err, -EINVAL, "blob of %llu bytes has no outboard",
+				       (unsigned long long)r->size);
+	}
+	if (s->ops->outboard_put)
+		(void)s->ops->outboard_put(s, r->digest, ret, source == CASFS_OUTBOARD_REBUILT);
+	if (ret_source)
+		*ret_source = source;
 	return 0;
 }

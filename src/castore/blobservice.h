@@ -19,6 +19,7 @@
 
 #include "../basic/error.h"
 #include "../digest/digest.h"
+#include "../digest/outboard.h"
 
 struct casfs_blob_service;
 struct casfs_blob_reader;
@@ -41,7 +42,18 @@ struct casfs_blob_service_ops {
 	 * negative return from cb stops and is returned.  May be NULL. */
 	int (*list)(struct casfs_blob_service *s,
 		    int (*cb)(const uint8_t digest[CASFS_B3_LEN], void *userdata), void *userdata);
-	/* Remove a blob (used by verify --repair and tests). May be NULL. */
+	/* The outboard stored for a blob (outboard.h encoding, not checked:
+	 * the caller decodes it against the digest), malloc'd into *ret;
+	 * -ENOENT if none is stored.  May be NULL: the backend stores none. */
+	int (*outboard_get)(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
+			    uint8_t **ret, size_t *ret_len);
+	/* Store the outboard of a present blob, checked by the caller; if one
+	 * is stored already, keep it unless `replace`.  May be NULL; -EROFS
+	 * when read-only. */
+	int (*outboard_put)(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
+			    const struct casfs_outboard *ob, bool replace);
+	/* Remove a blob and its outboard (used by verify --repair and tests).
+	 * May be NULL. */
 	int (*remove)(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN]);
 	void (*free)(struct casfs_blob_service *s);
 };
@@ -147,10 +159,31 @@ static inline void casfs_blob_writer_abort(struct casfs_blob_writer *w)
 int casfs_blob_put(struct casfs_blob_service *s, const void *p, size_t n,
 		   uint8_t ret_digest[CASFS_B3_LEN]);
 
-/* Re-hash a reader's whole content and compare with its digest: 0 if it
- * matches, -EBADMSG if not (message names the digest), -errno on I/O
- * errors.  Leaves no state in the reader. */
-int casfs_blob_verify(struct casfs_blob_reader *r, struct casfs_error *err);
+/* Re-hash a reader's whole content (on up to casfs_b3_threads() threads)
+ * and compare with its digest: 0 if it matches, -EBADMSG if not (message
+ * names the digest), -errno on I/O errors.  Leaves no state in the
+ * reader.  With `ret_ob`, a match also yields the blob's outboard
+ * (n == 0 for a blob of one group or less). */
+int casfs_blob_verify(struct casfs_blob_reader *r, struct casfs_outboard *ret_ob,
+		      struct casfs_error *err);
+
+/* Where casfs_blob_outboard() found the outboard. */
+enum casfs_outboard_source {
+	CASFS_OUTBOARD_STORED,  /* stored, and it checked out */
+	CASFS_OUTBOARD_BUILT,   /* none stored: built from the blob */
+	CASFS_OUTBOARD_REBUILT, /* the stored one was damaged: built anew */
+};
+
+/* The checked outboard of the open blob `r` (of more than one group, see
+ * casfs_outboard_wanted): the stored one if it decodes and hashes to the
+ * digest; else built by hashing the whole blob, which must then match its
+ * digest (as casfs_blob_verify; -EBADMSG if not), and stored where the
+ * backend can (failures to store are ignored: it is built again next
+ * time).  A damaged stored outboard is never used; `stored_err` (may be
+ * NULL) gets what was wrong with it.  0, or -errno with err set. */
+int casfs_blob_outboard(struct casfs_blob_service *s, struct casfs_blob_reader *r,
+			struct casfs_outboard *ret, enum casfs_outboard_source *ret_source,
+			struct casfs_error *stored_err, struct casfs_error *err);
 
 /* The memory backend: blobs in a hash table guarded by a mutex. */
 int casfs_blob_service_memory_new(struct casfs_blob_service **ret);

@@ -136,6 +136,8 @@ void casfs_b3_root_from_groups(const uint8_t (*cvs)[CASFS_B3_LEN], size_t n,
 struct hash_job {
 	const uint8_t *data;
 	uint64_t len;
+	unsigned shift;
+	uint64_t offset; /* of data[0] in the input */
 	uint8_t (*cvs)[CASFS_B3_LEN];
 	size_t first, end; /* groups [first, end) */
 };
@@ -143,37 +145,39 @@ struct hash_job {
 static void *hash_groups(void *userdata)
 {
 	struct hash_job *j = userdata;
+	uint64_t group = UINT64_C(1) << j->shift;
 	for (size_t i = j->first; i < j->end; i++) {
-		uint64_t off = (uint64_t)i * CASFS_B3_MAX_SUBTREE;
-		size_t n = j->len - off < CASFS_B3_MAX_SUBTREE ? (size_t)(j->len - off)
-							       : CASFS_B3_MAX_SUBTREE;
-		casfs_b3_subtree_cv(j->data + off, n, off / CASFS_B3_CHUNK_LEN, j->cvs[i]);
+		uint64_t off = (uint64_t)i * group;
+		size_t n = j->len - off < group ? (size_t)(j->len - off) : (size_t)group;
+		casfs_b3_subtree_cv(j->data + off, n, (j->offset + off) / CASFS_B3_CHUNK_LEN, j->cvs[i]);
 	}
 	return NULL;
 }
 
 #define MAX_HASH_THREADS 64
+/* Below this much work per extra thread, starting one costs more than it
+ * saves. */
+#define MIN_BYTES_PER_THREAD (1u << 20)
 
-int casfs_b3_hash_threads(const void *data, uint64_t len, unsigned threads,
-			  uint8_t ret_digest[CASFS_B3_LEN])
+void casfs_b3_group_cvs(const void *data, uint64_t len, unsigned shift, uint64_t offset,
+			unsigned threads, uint8_t (*ret_cvs)[CASFS_B3_LEN])
 {
-	if (len <= CASFS_B3_MAX_SUBTREE || threads <= 1) {
-		casfs_b3(data, (size_t)len, ret_digest);
-		return 0;
-	}
-	size_t n = (size_t)((len + CASFS_B3_MAX_SUBTREE - 1) / CASFS_B3_MAX_SUBTREE);
+	uint64_t group = UINT64_C(1) << shift;
+	size_t n = (size_t)((len + group - 1) / group);
+	if (threads > len / MIN_BYTES_PER_THREAD)
+		threads = (unsigned)(len / MIN_BYTES_PER_THREAD);
 	if (threads > n)
 		threads = (unsigned)n;
 	if (threads > MAX_HASH_THREADS)
 		threads = MAX_HASH_THREADS;
-	uint8_t (*cvs)[CASFS_B3_LEN] = malloc(n * CASFS_B3_LEN);
-	if (!cvs)
-		return -ENOMEM;
+	if (threads < 1)
+		threads = 1;
 	struct hash_job jobs[MAX_HASH_THREADS];
 	pthread_t tids[MAX_HASH_THREADS];
 	bool started[MAX_HASH_THREADS] = { false };
 	for (unsigned t = 0; t < threads; t++)
-		jobs[t] = (struct hash_job){ .data = data, .len = len, .cvs = cvs,
+		jobs[t] = (struct hash_job){ .data = data, .len = len, .shift = shift,
+					     .offset = offset, .cvs = ret_cvs,
 					     .first = n * t / threads, .end = n * (t + 1) / threads };
 	/* jobs 1.. on threads of their own; one that cannot start runs here */
 	for (unsigned t = 1; t < threads; t++)
@@ -185,6 +189,23 @@ int casfs_b3_hash_threads(const void *data, uint64_t len, unsigned threads,
 		else
 			hash_groups(&jobs[t]);
 	}
+}
+
+#define MAX_SUBTREE_SHIFT 18
+_Static_assert(CASFS_B3_MAX_SUBTREE == 1u << MAX_SUBTREE_SHIFT, "shift of the largest subtree");
+
+int casfs_b3_hash_threads(const void *data, uint64_t len, unsigned threads,
+			  uint8_t ret_digest[CASFS_B3_LEN])
+{
+	if (len <= CASFS_B3_MAX_SUBTREE || threads <= 1) {
+		casfs_b3(data, (size_t)len, ret_digest);
+		return 0;
+	}
+	size_t n = (size_t)((len + CASFS_B3_MAX_SUBTREE - 1) / CASFS_B3_MAX_SUBTREE);
+	uint8_t (*cvs)[CASFS_B3_LEN] = malloc(n * CASFS_B3_LEN);
+	if (!cvs)
+		return -ENOMEM;
+	casfs_b3_group_cvs(data, len, MAX_SUBTREE_SHIFT, 0, threads, cvs);
 	casfs_b3_root_from_groups((const uint8_t (*)[CASFS_B3_LEN])cvs, n, ret_digest);
 	free(cvs);
 	return 0;

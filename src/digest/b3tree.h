@@ -50,6 +50,16 @@ void casfs_b3_root_from_groups(const uint8_t (*cvs)[CASFS_B3_LEN], size_t n,
 void casfs_b3_parent_cv(const uint8_t left[CASFS_B3_LEN], const uint8_t right[CASFS_B3_LEN],
 			uint8_t ret_cv[CASFS_B3_LEN]);
 
+/* The CVs of the consecutive groups of 1 << shift bytes (a power of two
+ * of chunks, at most CASFS_B3_MAX_SUBTREE) in data[0, len), which starts
+ * at byte `offset` of its input (a multiple of the group length): every
+ * group full but maybe the last, which may be shorter.  Not for an input
+ * of one group (its only node is the root).  Up to `threads` threads share
+ * the groups (the caller's included; fewer when there is under 1 MiB each,
+ * a thread that cannot be started leaves its share to the caller). */
+void casfs_b3_group_cvs(const void *data, uint64_t len, unsigned shift, uint64_t offset,
+			unsigned threads, uint8_t (*ret_cvs)[CASFS_B3_LEN]);
+
 /* Plain BLAKE3 of data[0, len), the groups (of CASFS_B3_MAX_SUBTREE) shared
  * among up to `threads` threads (the caller's included; 0 or 1: the
  * caller's alone; a thread that cannot be started leaves its share to the

@@ -67,7 +67,7 @@ int fs_file_open_blob(struct casfs_fs *fs, const uint8_t digest[CASFS_B3_LEN], u
 	}
 	if (!fs->opts.no_verify && !verified_has(fs, digest)) {
 		struct casfs_error err = { 0 };
-		r = casfs_blob_verify(reader, &err);
+		r = casfs_blob_verify(reader, NULL, &err);
 		if (r < 0) {
 			/* The message names the digest. */
 			fs_log(fs, CASFS_FS_LOG_ERROR, "not serving %s: %s", b3,

@@ -79,7 +79,7 @@ static int export_mapped(struct casfs_blob_reader *rd, const struct casfs_node *
 	if (map == MAP_FAILED)
 		return -ENOTSUP;
 	madvise(map, (size_t)file->size, MADV_SEQUENTIAL | MADV_WILLNEED);
-	int r = casfs_blob_verify(rd, NULL);
+	int r = casfs_blob_verify(rd, NULL, NULL);
 	for (uint64_t off = 0; r >= 0 && off < file->size;) {
 		size_t n = (size_t)MIN((uint64_t)EXPORT_MAP_SLICE, file->size - off);
 		r = sink(userdata, (const uint8_t *)map + off, n);
@@ -115,7 +115,7 @@ int casfs_export_file(struct casfs_store *s, const struct casfs_node *file, casf
 				r = sink(userdata, buf, (size_t)file->size);
 		}
 	} else if ((r = export_mapped(rd, file, sink, userdata)) == -ENOTSUP) {
-		r = casfs_blob_verify(rd, NULL);
+		r = casfs_blob_verify(rd, NULL, NULL);
 		for (uint64_t off = 0; r >= 0 && off < file->size;) {
 			size_t n = (size_t)MIN((uint64_t)EXPORT_CHUNK, file->size - off);
 			r = pread_full(rd, buf, n, off);

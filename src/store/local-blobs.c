@@ -33,7 +33,7 @@ struct local_blob_writer {
 	struct casfs_local_store *ls;
 	int fd;
 	char tmp_name[32]; /* "" for an O_TMPFILE file */
-	struct casfs_b3_hasher hasher;
+	struct casfs_b3_stream hasher; /* digest and outboard */
 	uint64_t size;
 	uint64_t flushed; /* bytes already handed to writeback */
 	bool zero_tail;   /* the file ends in a hole: ftruncate before commit */
@@ -140,23 +140,20 @@ static int local_writer_write(struct casfs_blob_writer *w, const void *p, size_t
 	if (lw->error < 0)
 		return lw->error;
 	const uint8_t *q = p;
+	int r;
 	if (is_zero(q, n)) {
 		/* keep runs of zeros sparse; commit sets the final length */
 		if (lseek(lw->fd, (off_t)n, SEEK_CUR) < 0)
 			return lw->error = casfs_neg_errno();
 		lw->zero_tail = true;
 	} else {
-		for (size_t done = 0; done < n;) {
-			ssize_t k = write(lw->fd, q + done, n - done);
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k <= 0)
-				return lw->error = k < 0 ? casfs_neg_errno() : -EIO;
-			done += (size_t)k;
-		}
+		if ((r = casfs_local_write_all(lw->fd, q, n)) < 0)
+			return lw->error = r;
 		lw->zero_tail = false;
 	}
-	casfs_b3_update(&lw->hasher, p, n);
+	r = casfs_b3_stream_update(&lw->hasher, p, n);
+	if (r < 0)
+		return lw->error = r;
 	lw->size += n;
 	if (lw->size - lw->flushed >= WRITEBACK_STEP) {
 		sync_file_range(lw->fd, (off_t)lw->flushed, (off_t)(lw->size - lw->flushed),
@@ -173,6 +170,7 @@ static void local_writer_abort(struct casfs_blob_writer *w)
 		unlinkat(lw->ls->tmp_fd, lw->tmp_name, 0);
 	if (lw->fd >= 0)
 		close(lw->fd);
+	casfs_b3_stream_release(&lw->hasher);
 	free(lw);
 }
 
@@ -229,13 +227,98 @@ static int replace(struct local_blob_writer *lw, const char *name)
 	return 0;
 }
 
+/* Outboards: DIR/outboards/XX/REST, named as the blob. */
+
+static int put_outboard(struct casfs_local_store *ls, const uint8_t digest[CASFS_B3_LEN],
+			const struct casfs_outboard *ob, bool replace)
+{
+	if (ls->readonly || ls->outboards_fd < 0)
+		return -EROFS;
+	char name[BLOB_NAME_LEN];
+	blob_name(digest, name);
+	if (!replace && faccessat(ls->outboards_fd, name, F_OK, 0) == 0)
+		return 0;
+	_cleanup_free_ uint8_t *p = NULL;
+	size_t len;
+	int r = casfs_outboard_encode(ob, &p, &len);
+	if (r < 0)
+		return r;
+	char tmp[32];
+	_cleanup_close_ int fd = casfs_local_temp_file(ls->tmp_fd, "outboard", tmp);
+	if (fd < 0)
+		return fd;
+	r = casfs_local_write_all(fd, p, len);
+	if (r >= 0 && fchmod(fd, 0444) < 0)
+		r = casfs_neg_errno();
+	for (int attempt = 0; r >= 0; attempt++) {
+		if (renameat(ls->tmp_fd, tmp, ls->outboards_fd, name) == 0)
+			return 0;
+		r = casfs_neg_errno();
+		if (r != -ENOENT || attempt > 0)
+			break;
+		/* a fan-out directory went missing: make it and retry */
+		char fan[3] = { name[0], name[1], 0 };
+		if (mkdirat(ls->outboards_fd, fan, 0755) < 0 && errno != EEXIST)
+			break;
+		r = 0;
+	}
+	unlinkat(ls->tmp_fd, tmp, 0);
+	return r;
+}
+
+static int local_outboard_put(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
+			      const struct casfs_outboard *ob, bool replace)
+{
+	return put_outboard(store_of(s), digest, ob, replace);
+}
+
+/* Bigger than any outboard of a blob casfs_outboard_decode accepts. */
+#define OUTBOARD_MAX_FILE (CASFS_OUTBOARD_HEADER_LEN + (CASFS_OUTBOARD_MAX_SIZE >> 10) * CASFS_B3_LEN)
+
+static int local_outboard_get(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
+			      uint8_t **ret, size_t *ret_len)
+{
+	struct casfs_local_store *ls = store_of(s);
+	if (ls->outboards_fd < 0)
+		return -ENOENT;
+	char name[BLOB_NAME_LEN];
+	blob_name(digest, name);
+	_cleanup_close_ int fd = openat(ls->outboards_fd, name, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return casfs_neg_errno();
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > OUTBOARD_MAX_FILE)
+		return -EBADMSG;
+	size_t len = (size_t)st.st_size;
+	uint8_t *p = malloc(len ? len : 1);
+	if (!p)
+		return -ENOMEM;
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = pread(fd, p + got, len - got, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int r = n < 0 ? casfs_neg_errno() : -EBADMSG;
+			free(p);
+			return r;
+		}
+		got += (size_t)n;
+	}
+	*ret = p;
+	*ret_len = len;
+	return 0;
+}
+
 static int local_writer_commit(struct casfs_blob_writer *w, const uint8_t *expected,
 			       uint8_t ret_digest[CASFS_B3_LEN], uint64_t *ret_size)
 {
 	struct local_blob_writer *lw = (struct local_blob_writer *)w;
 	uint8_t digest[CASFS_B3_LEN];
-	casfs_b3_final(&lw->hasher, digest);
+	struct casfs_outboard ob = { 0 };
 	int r = lw->error;
+	if (r >= 0)
+		r = casfs_b3_stream_final(&lw->hasher, digest, &ob);
 	if (r >= 0 && expected && memcmp(expected, digest, CASFS_B3_LEN) != 0)
 		r = -EBADMSG;
 	if (r >= 0 && lw->zero_tail && ftruncate(lw->fd, (off_t)lw->size) < 0)
@@ -275,6 +358,11 @@ static int local_writer_commit(struct casfs_blob_writer *w, const uint8_t *expec
 	}
 	if (r >= 0 && !present)
 		r = -EAGAIN;
+	/* The blob is in place: now its outboard, unless one is there (a
+	 * failure only means it is built again when needed). */
+	if (r >= 0 && ob.n > 0)
+		(void)put_outboard(lw->ls, digest, &ob, false);
+	casfs_outboard_release(&ob);
 	uint64_t size = lw->size;
 	local_writer_abort(w); /* drops the temp file's name and fd */
 	if (r < 0)
@@ -316,7 +404,7 @@ static int local_create(struct casfs_blob_service *s, struct casfs_blob_writer *
 		free(w);
 		return r;
 	}
-	casfs_b3_init(&w->hasher);
+	casfs_b3_stream_init(&w->hasher, casfs_b3_threads());
 	*ret = &w->base;
 	return 0;
 }
@@ -390,6 +478,8 @@ static int local_remove(struct casfs_blob_service *s, const uint8_t digest[CASFS
 		return -EROFS;
 	char name[BLOB_NAME_LEN];
 	blob_name(digest, name);
+	if (store_of(s)->outboards_fd >= 0)
+		unlinkat(store_of(s)->outboards_fd, name, 0);
 	return unlinkat(store_of(s)->blobs_fd, name, 0) < 0 ? casfs_neg_errno() : 0;
 }
 
@@ -406,6 +496,8 @@ static const struct casfs_blob_service_ops local_ops = {
 	.create = local_create,
 	.sync = local_sync,
 	.list = local_list,
+	.outboard_get = local_outboard_get,
+	.outboard_put = local_outboard_put,
 	.remove = local_remove,
 	.free = local_free,
 };

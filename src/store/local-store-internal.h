@@ -13,6 +13,7 @@ struct casfs_local_store {
 	char *path;     /* the store directory, as given */
 	int dir_fd;     /* DIR, for syncfs */
 	int blobs_fd;   /* DIR/blobs */
+	int outboards_fd; /* DIR/outboards; -1 for a version 1 store opened read-only */
 	int tmp_fd;     /* DIR/tmp; -1 when read-only */
 	int lock_fd;    /* DIR/lock, LOCK_SH held; -1 when read-only */
 	int unsynced_fd; /* DIR/unsynced; -1 when read-only */
@@ -40,6 +41,10 @@ void casfs_local_store_unref(struct casfs_local_store *ls);
 
 /* Map an LMDB (or errno) result to -errno with a message naming `what`. */
 int casfs_local_mdb_error(struct casfs_error *err, int rc, const char *what);
+
+/* write(2) all of p[0, n) (EINTR retried): 0 or -errno (-EIO for a
+ * write that makes no progress). */
+int casfs_local_write_all(int fd, const void *p, size_t n);
 
 /* Create a uniquely named file in `dir_fd` (O_CREAT|O_EXCL); its name is
  * written to `name` (at least 32 bytes).  Returns the fd or -errno. */

@@ -15,13 +15,13 @@
 #include "../basic/util.h"
 #include "store.h"
 
-#define MARKER_TEXT "casfs-store-version 1\n"
+#define MARKER_FORMAT "casfs-store-version %d\n"
 /* Virtual only: LMDB maps this much address space but the file grows with
  * the data.  1 TiB leaves room for any realistic set of directories. */
 #define MAP_SIZE ((size_t)1 << 40)
 
 /* Entries a half-created store may hold before its marker appears. */
-static const char *const layout_names[] = { "blobs", "tmp", "unsynced", "db", "lock" };
+static const char *const layout_names[] = { "blobs", "outboards", "tmp", "unsynced", "db", "lock" };
 
 int casfs_local_mdb_error(struct casfs_error *err, int rc, const char *what)
 {
@@ -65,12 +65,28 @@ void casfs_local_store_unref(struct casfs_local_store *ls)
 	if (ls->env)
 		mdb_env_close(ls->env);
 	casfs_local_unsynced_release(ls);
-	int fds[] = { ls->dir_fd, ls->blobs_fd, ls->tmp_fd, ls->unsynced_fd, ls->lock_fd };
+	int fds[] = { ls->dir_fd, ls->blobs_fd, ls->outboards_fd, ls->tmp_fd, ls->unsynced_fd,
+		      ls->lock_fd };
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		if (fds[i] >= 0)
 			close(fds[i]); /* lock_fd: also releases the flock */
 	free(ls->path);
 	free(ls);
+}
+
+int casfs_local_write_all(int fd, const void *data, size_t n)
+{
+	const char *p = data;
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? casfs_neg_errno() : -EIO;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
 }
 
 static int mkdir_p(const char *path)
@@ -122,8 +138,8 @@ static int only_layout_entries(int dir_fd)
 	return r;
 }
 
-/* 0 if the marker says version 1, -ENOENT if there is none, -EBADMSG
- * otherwise. */
+/* The version the marker states (1 or 2), -ENOENT if there is none,
+ * -EBADMSG otherwise. */
 static int check_marker(struct casfs_local_store *ls, struct casfs_error *err)
 {
 	_cleanup_close_ int fd = openat(ls->dir_fd, CASFS_LOCAL_STORE_MARKER, O_RDONLY | O_CLOEXEC);
@@ -137,18 +153,24 @@ static int check_marker(struct casfs_local_store *ls, struct casfs_error *err)
 		return casfs_error_set(err, casfs_neg_errno(), "%s/%s: %s", ls->path,
 				       CASFS_LOCAL_STORE_MARKER, strerror(errno));
 	buf[n] = 0;
-	if ((size_t)n == strlen(MARKER_TEXT) && !memcmp(buf, MARKER_TEXT, (size_t)n))
-		return 0;
+	for (int v = 1; v <= CASFS_LOCAL_STORE_VERSION; v++) {
+		char text[32];
+		int len = snprintf(text, sizeof(text), MARKER_FORMAT, v);
+		if (n == len && !memcmp(buf, text, (size_t)n))
+			return v;
+	}
 	unsigned long version;
 	char nl;
 	if (sscanf(buf, "casfs-store-version %lu%c", &version, &nl) == 2 && nl == '\n')
 		return casfs_error_set(err, -EBADMSG,
-				       "%s: unsupported casfs store version %lu (this casfs knows %d)",
+				       "%s: unsupported casfs store version %lu (this casfs knows 1 to %d)",
 				       ls->path, version, CASFS_LOCAL_STORE_VERSION);
 	return casfs_error_set(err, -EBADMSG, "%s: malformed store marker %s", ls->path,
 			       CASFS_LOCAL_STORE_MARKER);
 }
 
+/* Write the marker for the current version: a new file renamed over any
+ * old one, both made durable first. */
 static int write_marker(struct casfs_local_store *ls)
 {
 	char name[32];
@@ -156,38 +178,50 @@ static int write_marker(struct casfs_local_store *ls)
 	if (fd < 0)
 		return fd;
 	int r = 0;
-	size_t len = strlen(MARKER_TEXT);
-	if (write(fd, MARKER_TEXT, len) != (ssize_t)len || fsync(fd) < 0)
+	char text[32];
+	int len = snprintf(text, sizeof(text), MARKER_FORMAT, CASFS_LOCAL_STORE_VERSION);
+	if (write(fd, text, (size_t)len) != len || fsync(fd) < 0)
 		r = errno ? casfs_neg_errno() : -EIO;
 	close(fd);
-	if (r >= 0 && linkat(ls->tmp_fd, name, ls->dir_fd, CASFS_LOCAL_STORE_MARKER, 0) < 0 &&
-	    errno != EEXIST)
+	if (r >= 0 && renameat(ls->tmp_fd, name, ls->dir_fd, CASFS_LOCAL_STORE_MARKER) < 0)
 		r = casfs_neg_errno();
-	unlinkat(ls->tmp_fd, name, 0);
+	if (r < 0)
+		unlinkat(ls->tmp_fd, name, 0);
 	if (r >= 0 && fsync(ls->dir_fd) < 0)
 		r = casfs_neg_errno();
 	return r;
 }
 
-static int create_layout(struct casfs_local_store *ls)
+/* DIR/NAME and its 256 fan-out directories. */
+static int make_fanout(int dir_fd, const char *name)
 {
-	int r = mkdirat_ok(ls->dir_fd, "blobs");
+	int r = mkdirat_ok(dir_fd, name);
 	if (r < 0)
 		return r;
-	_cleanup_close_ int blobs = openat(ls->dir_fd, "blobs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (blobs < 0)
+	_cleanup_close_ int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
 		return casfs_neg_errno();
 	for (unsigned i = 0; i < 256; i++) {
 		char fan[3];
 		snprintf(fan, sizeof(fan), "%02x", i);
-		if ((r = mkdirat_ok(blobs, fan)) < 0)
+		if ((r = mkdirat_ok(fd, fan)) < 0)
 			return r;
 	}
-	if ((r = mkdirat_ok(ls->dir_fd, "tmp")) < 0)
-		return r;
-	if ((r = mkdirat_ok(ls->dir_fd, "unsynced")) < 0)
-		return r;
-	return mkdirat_ok(ls->dir_fd, "db");
+	return 0;
+}
+
+static int create_layout(struct casfs_local_store *ls)
+{
+	int r = make_fanout(ls->dir_fd, "blobs");
+	if (r >= 0)
+		r = make_fanout(ls->dir_fd, "outboards");
+	if (r >= 0)
+		r = mkdirat_ok(ls->dir_fd, "tmp");
+	if (r >= 0)
+		r = mkdirat_ok(ls->dir_fd, "unsynced");
+	if (r >= 0)
+		r = mkdirat_ok(ls->dir_fd, "db");
+	return r;
 }
 
 static void clean_tmp(int tmp_fd)
@@ -325,14 +359,14 @@ static int open_dir(struct casfs_local_store *ls, unsigned flags, struct casfs_e
 
 	int r = check_marker(ls, err);
 	if (r != -ENOENT)
-		return r < 0 ? r : 0;
+		return r;
 	r = only_layout_entries(ls->dir_fd);
 	if (r < 0)
 		return casfs_error_set(err, r, "%s: %s", ls->path, strerror(-r));
 	/* another process may have just finished creating the store: its
 	 * marker appeared between our two looks */
 	if (r == 0 && (r = check_marker(ls, err)) != -ENOENT)
-		return r < 0 ? r : 0;
+		return r;
 	if (r == -ENOENT)
 		return casfs_error_set(err, -EBADMSG,
 				       "%s is not a casfs store (no %s marker, and not empty)",
@@ -343,14 +377,24 @@ static int open_dir(struct casfs_local_store *ls, unsigned flags, struct casfs_e
 	r = create_layout(ls);
 	if (r < 0)
 		return casfs_error_set(err, r, "cannot create store %s: %s", ls->path, strerror(-r));
-	return 1; /* created: the marker is written once the database exists */
+	return 0; /* created: the marker is written once the database exists */
+}
+
+/* Version 1 to 2: add outboards/ (filled lazily: see local-store.h), then
+ * the new marker. */
+static int upgrade_v1(struct casfs_local_store *ls)
+{
+	int r = make_fanout(ls->dir_fd, "outboards");
+	if (r >= 0 && fsync(ls->dir_fd) < 0)
+		r = casfs_neg_errno();
+	return r < 0 ? r : write_marker(ls);
 }
 
 static int open_store(struct casfs_local_store *ls, unsigned flags, struct casfs_error *err)
 {
-	int created = open_dir(ls, flags, err);
-	if (created < 0)
-		return created;
+	int version = open_dir(ls, flags, err); /* 0: being created */
+	if (version < 0)
+		return version;
 	ls->blobs_fd = openat(ls->dir_fd, "blobs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ls->blobs_fd < 0)
 		return casfs_error_set(err, casfs_neg_errno(), "%s/blobs: %s", ls->path,
@@ -372,11 +416,21 @@ static int open_store(struct casfs_local_store *ls, unsigned flags, struct casfs
 	int r = open_db(ls, err);
 	if (r < 0)
 		return r;
-	if (created) {
-		r = write_marker(ls);
+	if (version == 0 || (version == 1 && !ls->readonly)) {
+		r = version == 0 ? write_marker(ls) : upgrade_v1(ls);
 		if (r < 0)
-			return casfs_error_set(err, r, "%s: cannot write store marker: %s", ls->path,
+			return casfs_error_set(err, r, "%s: cannot %s: %s", ls->path,
+					       version ? "upgrade the store to version 2"
+						       : "write store marker",
 					       strerror(-r));
+		version = CASFS_LOCAL_STORE_VERSION;
+	}
+	/* A version 1 store opened read-only has no outboards yet. */
+	if (version >= 2) {
+		ls->outboards_fd = openat(ls->dir_fd, "outboards", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (ls->outboards_fd < 0)
+			return casfs_error_set(err, casfs_neg_errno(), "%s/outboards: %s", ls->path,
+					       strerror(errno));
 	}
 	return 0;
 }
@@ -392,7 +446,7 @@ int casfs_local_store_open(const char *dir, unsigned flags,
 		return -ENOMEM;
 	}
 	ls->refs = 1;
-	ls->dir_fd = ls->blobs_fd = ls->tmp_fd = ls->unsynced_fd = ls->lock_fd = -1;
+	ls->dir_fd = ls->blobs_fd = ls->outboards_fd = ls->tmp_fd = ls->unsynced_fd = ls->lock_fd = -1;
 	ls->readonly = flags & CASFS_STORE_READONLY;
 	ls->max_readers = CASFS_STORE_READERS_OF(flags);
 	if (!ls->max_readers)

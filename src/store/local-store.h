@@ -1,11 +1,14 @@
 /* The embedded local store: the three services over one directory.
  *
- * On-disk layout, version 1 (DIR is the store directory):
+ * On-disk layout, version 2 (DIR is the store directory):
  *
- *   DIR/casfs-store     the marker, exactly "casfs-store-version 1\n".  It is
+ *   DIR/casfs-store     the marker, exactly "casfs-store-version 2\n".  It is
  *                       written last when a store is created, so a directory
- *                       without it is not (yet) a store.  Any other version
- *                       or content is refused.
+ *                       without it is not (yet) a store.  Version 1 (the
+ *                       same layout without outboards/) is read as it is by
+ *                       a read-only open, and upgraded by a writable one
+ *                       (outboards/ made, then the marker renamed over).
+ *                       Any other version or content is refused.
  *   DIR/blobs/XX/REST   one file per blob, named by the lowercase hex of its
  *                       BLAKE3 digest: XX the first byte (256 fan-out
  *                       directories 00..ff, made at creation), REST the other
@@ -13,6 +16,17 @@
  *                       nothing else; mode 0444.  Written chunks that are
  *                       all zeros (>= 4 KiB) are left as holes: sparse
  *                       sources stay sparse.
+ *   DIR/outboards/XX/REST  the outboard (digest/outboard.h encoding) of
+ *                       the blob of the same name, for blobs of more than
+ *                       one group; mode 0444.  Written (temp file, then
+ *                       renamed) after the blob it belongs to, not
+ *                       fsync'd: an outboard is checked against its digest
+ *                       whenever it is read, and one that is missing (an
+ *                       upgraded store, a crash) or damaged is built again
+ *                       from the blob by whoever needs it, and stored
+ *                       again when the store is writable (an import of the
+ *                       same content, `casfs verify`, or a read through a
+ *                       writable open).
  *   DIR/tmp/            temp files of blobs (and records) being written.
  *                       Anything here is garbage once no process is writing
  *                       (see `lock`).
@@ -91,7 +105,7 @@
 #include "../castore/directoryservice.h"
 #include "pathinfoservice.h"
 
-#define CASFS_LOCAL_STORE_VERSION 1
+#define CASFS_LOCAL_STORE_VERSION 2
 #define CASFS_LOCAL_STORE_MARKER "casfs-store"
 
 /* Open (or, with CASFS_STORE_CREATE from store.h, create) the store in

@@ -97,20 +97,6 @@ void casfs_local_unsynced_release(struct casfs_local_store *ls)
 	pthread_rwlock_destroy(&ls->link_lock);
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return k < 0 ? casfs_neg_errno() : -EIO;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 /* Make a new record: written and fsync'd under a temp name in tmp/ with
  * its flock already held, then linked into unsynced/ and the directory
  * fsync'd, so a recovering opener only ever sees complete, locked
@@ -135,7 +121,7 @@ static int record_create(struct casfs_local_store *ls)
 		int len = snprintf(text, sizeof(text), RECORD_HEADER "boot-id %s\nsince %lld.%09ld\n",
 				   ls->boot_id[0] ? ls->boot_id : "unknown", (long long)since->tv_sec,
 				   (long)since->tv_nsec);
-		r = write_all(fd, text, (size_t)len);
+		r = casfs_local_write_all(fd, text, (size_t)len);
 	}
 	if (r >= 0 && fsync(fd) < 0)
 		r = casfs_neg_errno();

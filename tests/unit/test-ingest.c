@@ -108,7 +108,7 @@ static int blob_present(struct casfs_store *s, const uint8_t d[CASFS_B3_LEN], co
 	struct casfs_blob_reader *r;
 	if (casfs_blob_open(s->blobs, d, &r) < 0)
 		return 0;
-	int ok = r->size == len && casfs_blob_verify(r, NULL) == 0;
+	int ok = r->size == len && casfs_blob_verify(r, NULL, NULL) == 0;
 	uint8_t buf[70001];
 	for (uint64_t off = 0; ok && off < len;) {
 		ssize_t n = casfs_blob_reader_pread(r, buf, sizeof(buf), off);

@@ -299,7 +299,7 @@ TEST(local_unsynced_recovery)
 	CHECK_EQ_INT(count_records(&f, NULL, 0), 0);
 	struct casfs_blob_reader *r;
 	CHECK_EQ_INT(casfs_blob_open(f.s->blobs, b, &r), 0);
-	int v = casfs_blob_verify(r, NULL);
+	int v = casfs_blob_verify(r, NULL, NULL);
 	casfs_blob_reader_close(r);
 	CHECK_EQ_INT(v, -EBADMSG);
 	CHECK_EQ_INT(f.s->blobs->ops->remove(f.s->blobs, b), 0);
@@ -323,7 +323,7 @@ TEST(local_unsynced_recovery)
 	/* The next import writes it again. */
 	CHECK_EQ_INT(put(f.s, data, 102400, b), 0);
 	CHECK_EQ_INT(casfs_blob_open(f.s->blobs, b, &r), 0);
-	v = casfs_blob_verify(r, NULL);
+	v = casfs_blob_verify(r, NULL, NULL);
 	casfs_blob_reader_close(r);
 	CHECK_EQ_INT(v, 0);
 	fixture_done(&f);

@@ -180,7 +180,7 @@ CONFORMANCE(blob_put_stat_read)
 		CHECK_EQ_INT(fd, -1);
 	}
 	struct casfs_error err = { 0 };
-	CHECK_EQ_INT(casfs_blob_verify(r, &err), 0);
+	CHECK_EQ_INT(casfs_blob_verify(r, NULL, &err), 0);
 	casfs_blob_reader_close(r);
 }
 
@@ -333,7 +333,7 @@ CONFORMANCE(blob_concurrent_writers)
 			struct casfs_blob_reader *r;
 			CHECK_EQ_INT(casfs_blob_open(s->blobs, d, &r), 0);
 			CHECK_EQ_INT(r->size, len);
-			int v = casfs_blob_verify(r, NULL);
+			int v = casfs_blob_verify(r, NULL, NULL);
 			casfs_blob_reader_close(r);
 			CHECK_EQ_INT(v, 0);
 		}
@@ -957,10 +957,12 @@ TEST(local_layout)
 	CHECK(fd >= 0);
 	CHECK(read(fd, buf, sizeof(buf) - 1) > 0);
 	close(fd);
-	CHECK_EQ_STR(buf, "casfs-store-version 1\n");
+	CHECK_EQ_STR(buf, "casfs-store-version 2\n");
 	struct stat st;
 	for (unsigned i = 0; i < 256; i++) {
 		snprintf(path, sizeof(path), "%s/blobs/%02x", f.dir, i);
+		CHECK(stat(path, &st) == 0 && S_ISDIR(st.st_mode));
+		snprintf(path, sizeof(path), "%s/outboards/%02x", f.dir, i);
 		CHECK(stat(path, &st) == 0 && S_ISDIR(st.st_mode));
 	}
 	uint8_t d[CASFS_B3_LEN];
@@ -1008,7 +1010,7 @@ TEST(local_corrupt_blob)
 	struct casfs_blob_reader *r;
 	CHECK_EQ_INT(casfs_blob_open(f.s->blobs, d, &r), 0);
 	memset(&err, 0, sizeof(err));
-	int v = casfs_blob_verify(r, &err);
+	int v = casfs_blob_verify(r, NULL, &err);
 	casfs_blob_reader_close(r);
 	CHECK_EQ_INT(v, -EBADMSG);
 	CHECK(strstr(err.msg, name) != NULL);
@@ -1020,7 +1022,7 @@ TEST(local_corrupt_blob)
 	CHECK_EQ_INT(casfs_blob_stat(f.s->blobs, d, &size), 0);
 	CHECK_EQ_INT(size, 102400);
 	CHECK_EQ_INT(casfs_blob_open(f.s->blobs, d, &r), 0);
-	v = casfs_blob_verify(r, NULL);
+	v = casfs_blob_verify(r, NULL, NULL);
 	casfs_blob_reader_close(r);
 	CHECK_EQ_INT(v, 0);
 	fixture_done(&f);
@@ -1106,9 +1108,9 @@ TEST(local_marker_checks)
 
 	/* Unknown version. */
 	snprintf(path, sizeof(path), "%s/casfs-store", f.dir);
-	CHECK_EQ_INT(write_file(path, "casfs-store-version 2\n", 22), 0);
+	CHECK_EQ_INT(write_file(path, "casfs-store-version 3\n", 22), 0);
 	CHECK_EQ_INT(open_local(&f, CASFS_STORE_CREATE, &err), -EBADMSG);
-	CHECK(strstr(err.msg, "version 2") != NULL);
+	CHECK(strstr(err.msg, "version 3") != NULL);
 
 	/* Garbage marker. */
 	CHECK_EQ_INT(write_file(path, "hello\n", 6), 0);
