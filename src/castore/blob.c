@@ -79,8 +79,8 @@ int casfs_blob_verify(struct casfs_blob_reader *r, struct casfs_outboard *ret_ob
 	return 0;
 }
 
-static int stored_outboard(struct casfs_blob_service *s, struct casfs_blob_reader *r,
-			   struct casfs_outboard *ret, struct casfs_error *err)
+int casfs_blob_stored_outboard(struct casfs_blob_service *s, struct casfs_blob_reader *r,
+			       struct casfs_outboard *ret, struct casfs_error *err)
 {
 	if (!s->ops->outboard_get)
 		return -ENOENT;
@@ -99,7 +99,7 @@ int casfs_blob_outboard(struct casfs_blob_service *s, struct casfs_blob_reader *
 	struct casfs_error local = { 0 };
 	if (!stored_err)
 		stored_err = &local;
-	int rc = stored_outboard(s, r, ret, stored_err);
+	int rc = casfs_blob_stored_outboard(s, r, ret, stored_err);
 	if (rc >= 0 || rc == -ENOMEM) {
 		if (ret_source)
 			*ret_source = CASFS_OUTBOARD_STORED;

@@ -167,6 +167,12 @@ int casfs_blob_put(struct casfs_blob_service *s, const void *p, size_t n,
 int casfs_blob_verify(struct casfs_blob_reader *r, struct casfs_outboard *ret_ob,
 		      struct casfs_error *err);
 
+/* The stored outboard of the open blob `r`, decoded and checked against
+ * its digest and size: 0; -ENOENT if none is stored; -EBADMSG (err says
+ * what is wrong) or -errno if it cannot be used. */
+int casfs_blob_stored_outboard(struct casfs_blob_service *s, struct casfs_blob_reader *r,
+			       struct casfs_outboard *ret, struct casfs_error *err);
+
 /* Where casfs_blob_outboard() found the outboard. */
 enum casfs_outboard_source {
 	CASFS_OUTBOARD_STORED,  /* stored, and it checked out */

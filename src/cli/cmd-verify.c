@@ -12,7 +12,8 @@ struct verify {
 	struct cli *cli;
 	struct casfs_keyset dirs_seen, blobs_seen;
 	const char *current; /* store path being checked, for messages */
-	unsigned long paths, dirs, blobs, damaged;
+	bool fill;           /* --outboards: store missing outboards, replace damaged ones */
+	unsigned long paths, dirs, blobs, damaged, outboards_stored;
 };
 
 static void report(struct verify *v, const char *what, const uint8_t digest[CASFS_B3_LEN],
@@ -26,6 +27,31 @@ static void report(struct verify *v, const char *what, const uint8_t digest[CASF
 		msg && msg[0] ? " - " : "", msg ? msg : "");
 	if (v->current)
 		fprintf(stderr, "casfs verify:   (in %s)\n", v->current);
+}
+
+/* A good blob's stored outboard: a damaged one is damage (the mount
+ * would not use it, but rebuild it on every open); a missing one is not
+ * (stores made before outboards).  With --outboards both are stored. */
+static void verify_outboard(struct verify *v, struct casfs_blob_reader *rd,
+			    const struct casfs_outboard *good)
+{
+	struct casfs_blob_service *blobs = v->cli->store->blobs;
+	struct casfs_outboard stored;
+	struct casfs_error err = { 0 };
+	int r = casfs_blob_stored_outboard(blobs, rd, &stored, &err);
+	if (r >= 0) {
+		casfs_outboard_release(&stored);
+		return;
+	}
+	if (r != -ENOENT) {
+		char msg[600];
+		snprintf(msg, sizeof(msg), "its stored outboard: %s%s", casfs_error_message(&err, r),
+			 v->fill ? " (replaced)" : " (casfs verify --outboards replaces it)");
+		report(v, "blob", rd->digest, r, msg);
+	}
+	if (v->fill && blobs->ops->outboard_put &&
+	    blobs->ops->outboard_put(blobs, rd->digest, good, r != -ENOENT) >= 0)
+		v->outboards_stored++;
 }
 
 static int verify_blob(struct verify *v, const uint8_t digest[CASFS_B3_LEN], uint64_t size,
@@ -44,10 +70,14 @@ static int verify_blob(struct verify *v, const uint8_t digest[CASFS_B3_LEN], uin
 		return 0;
 	}
 	struct casfs_error err = { 0 };
-	r = casfs_blob_verify(rd, NULL, &err);
+	struct casfs_outboard ob = { 0 };
+	r = casfs_blob_verify(rd, &ob, &err);
 	if (r >= 0 && size_known && rd->size != size)
 		r = casfs_error_set(&err, -EBADMSG, "size %llu, expected %llu",
 				    (unsigned long long)rd->size, (unsigned long long)size);
+	if (r >= 0 && ob.n > 0)
+		verify_outboard(v, rd, &ob);
+	casfs_outboard_release(&ob);
 	casfs_blob_reader_close(rd);
 	if (r < 0)
 		report(v, "blob", digest, r, err.msg);
@@ -176,17 +206,24 @@ static int verify_any_directory(const uint8_t digest[CASFS_B3_LEN], void *userda
 }
 
 static const char verify_help[] =
-	"usage: casfs verify [STORE_PATH...]\n"
+	"usage: casfs verify [--outboards] [STORE_PATH...]\n"
 	"\n"
 	"Re-hash every directory and blob that the given store paths are made of\n"
 	"(default: every store path, and every blob and directory in the store)\n"
-	"and report what is missing or damaged, naming its digest.  Exits 1 if\n"
-	"anything is damaged.\n";
+	"and report what is missing or damaged, naming its digest; a blob's\n"
+	"stored outboard (the hashes that let reads check a part of it) is\n"
+	"checked too.  Exits 1 if anything is damaged.\n"
+	"\n"
+	"  --outboards  store the outboard of every good blob that lacks one (a\n"
+	"               store made before outboards) and replace damaged ones;\n"
+	"               opens the store for writing\n";
 
 int cmd_verify(struct cli *c, int argc, char **argv)
 {
 	struct cli_args a;
-	int r = cli_args_parse(c, argc, argv, NULL, verify_help, &a);
+	bool fill = false;
+	const struct cli_flag flags[] = { { "--outboards", &fill, NULL }, { 0 } };
+	int r = cli_args_parse(c, argc, argv, flags, verify_help, &a);
 	_cleanup_free_ char **pos = a.pos;
 	if (r < 0)
 		return cli_args_exit(r);
@@ -196,9 +233,9 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 		if ((r = casfs_store_path_parse(a.pos[i], &sp, &err)) < 0)
 			return cli_fail(c, r, &err);
 	}
-	if ((r = cli_open_store(c, CLI_STORE_READ)))
+	if ((r = cli_open_store(c, fill ? CLI_STORE_WRITE : CLI_STORE_READ)))
 		return r;
-	struct verify v = { .cli = c };
+	struct verify v = { .cli = c, .fill = fill };
 	struct casfs_error err = { 0 };
 	for (int i = 0; r >= 0 && i < a.n_pos; i++) {
 		struct casfs_store_path sp;
@@ -228,5 +265,7 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 		return cli_fail(c, r, &err);
 	printf("checked %lu store paths, %lu directories, %lu blobs: %lu damaged\n", v.paths,
 	       v.dirs, v.blobs, v.damaged);
+	if (fill)
+		printf("stored %lu outboards\n", v.outboards_stored);
 	return v.damaged ? CLI_EXIT_ERROR : CLI_EXIT_OK;
 }

@@ -48,6 +48,31 @@ int fs_file_target(struct casfs_fs *fs, uint64_t ino, uint8_t ret_digest[CASFS_B
 	return r;
 }
 
+/* A blob of more than one group: get its checked outboard (cheap when
+ * stored: reading it and hashing its CVs up to the digest; otherwise the
+ * whole blob is hashed, once per open) and start with no group checked --
+ * or all of them, when building the outboard has just hashed them. */
+static int open_outboard(struct casfs_fs *fs, const char *b3, struct casfs_fs_file *f)
+{
+	enum casfs_outboard_source source;
+	struct casfs_error stored_err = { 0 }, err = { 0 };
+	int r = casfs_blob_outboard(fs->store->blobs, f->reader, &f->ob, &source, &stored_err, &err);
+	if (r < 0) {
+		fs_log(fs, CASFS_FS_LOG_ERROR, "not serving %s: %s", b3, casfs_error_message(&err, r));
+		return r == -ENOMEM ? r : -EIO;
+	}
+	if (source == CASFS_OUTBOARD_REBUILT)
+		fs_log(fs, CASFS_FS_LOG_ERROR, "blob %s: stored outboard not used (%s): rebuilt from the blob",
+		       b3, stored_err.msg);
+	size_t words = (f->ob.n + 63) / 64;
+	f->checked = calloc(words, sizeof(*f->checked));
+	if (!f->checked)
+		return -ENOMEM;
+	if (source != CASFS_OUTBOARD_STORED)
+		memset(f->checked, 0xff, words * sizeof(*f->checked));
+	return 0;
+}
+
 int fs_file_open_blob(struct casfs_fs *fs, const uint8_t digest[CASFS_B3_LEN], uint64_t size,
 		      struct casfs_fs_file *f)
 {
@@ -65,20 +90,23 @@ int fs_file_open_blob(struct casfs_fs *fs, const uint8_t digest[CASFS_B3_LEN], u
 		casfs_blob_reader_close(reader);
 		return -EIO;
 	}
-	if (!fs->opts.no_verify && !verified_has(fs, digest)) {
+	f->reader = reader; /* fs_file_free closes it on failure */
+	f->fd = casfs_blob_reader_fd(reader);
+	if (fs->opts.no_verify)
+		return 0;
+	if (casfs_outboard_wanted(size))
+		return open_outboard(fs, b3, f);
+	if (!verified_has(fs, digest)) {
 		struct casfs_error err = { 0 };
 		r = casfs_blob_verify(reader, NULL, &err);
 		if (r < 0) {
 			/* The message names the digest. */
 			fs_log(fs, CASFS_FS_LOG_ERROR, "not serving %s: %s", b3,
 			       casfs_error_message(&err, r));
-			casfs_blob_reader_close(reader);
 			return r == -ENOMEM ? r : -EIO;
 		}
 		verified_add(fs, digest);
 	}
-	f->reader = reader;
-	f->fd = casfs_blob_reader_fd(reader);
 	return 0;
 }
 
@@ -88,6 +116,8 @@ void fs_file_free(struct casfs_fs_file *f)
 		return;
 	if (f->reader)
 		casfs_blob_reader_close(f->reader);
+	casfs_outboard_release(&f->ob);
+	free(f->checked);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
@@ -115,13 +145,10 @@ int casfs_fs_open(struct casfs_fs *fs, uint64_t ino, int flags, struct casfs_fs_
 	return 0;
 }
 
-ssize_t casfs_fs_read(struct casfs_fs *fs, struct casfs_fs_file *f, void *buf, size_t size,
-		      uint64_t off)
+/* Up to `want` bytes at `off` (fewer only if the blob is shorter than
+ * its size says), or -errno. */
+static ssize_t file_pread(struct casfs_fs_file *f, void *buf, size_t want, uint64_t off)
 {
-	(void)fs;
-	if (off >= f->size)
-		return 0;
-	size_t want = (size_t)MIN((uint64_t)size, f->size - off);
 	size_t got = 0;
 	ssize_t r = 0;
 	/* With an fd, positioned reads need no lock. */
@@ -149,6 +176,99 @@ ssize_t casfs_fs_read(struct casfs_fs *fs, struct casfs_fs_file *f, void *buf, s
 	if (f->fd < 0)
 		pthread_mutex_unlock(&f->lock);
 	return r < 0 ? r : (ssize_t)got;
+}
+
+static bool group_checked(const struct casfs_fs_file *f, size_t g)
+{
+	return __atomic_load_n(&f->checked[g / 64], __ATOMIC_ACQUIRE) & (UINT64_C(1) << (g % 64));
+}
+
+static void mark_checked(struct casfs_fs_file *f, size_t first, size_t end)
+{
+	for (size_t g = first; g < end; g++)
+		__atomic_fetch_or(&f->checked[g / 64], UINT64_C(1) << (g % 64), __ATOMIC_RELEASE);
+}
+
+/* Groups checked by one read: at most 1 MiB of them (FUSE's largest
+ * request), read together. */
+#define CHECK_RUN_BYTES (1u << 20)
+
+/* Read groups [first, first + count) and check them against the outboard;
+ * the good ones are marked. */
+static int check_run(struct casfs_fs *fs, struct casfs_fs_file *f, size_t first, size_t count)
+{
+	uint64_t glen = casfs_outboard_group_len(&f->ob);
+	uint64_t off = (uint64_t)first * glen;
+	size_t len = (size_t)MIN((uint64_t)count * glen, f->size - off);
+	uint8_t *buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	ssize_t got = file_pread(f, buf, len, off);
+	size_t bad = first;
+	int r = got < 0 ? (int)got : (size_t)got < len ? -EBADMSG
+			: casfs_outboard_check(&f->ob, first, count, buf, 1, &bad);
+	free(buf);
+	char b3[CASFS_B3_STR_LEN + 1];
+	if (r == -EBADMSG && (size_t)got < len) {
+		casfs_b3_format(f->reader->digest, b3);
+		fs_log(fs, CASFS_FS_LOG_ERROR, "blob %s: ends at offset %llu, before its size %llu",
+		       b3, (unsigned long long)(off + (uint64_t)got), (unsigned long long)f->size);
+		return -EIO;
+	}
+	if (r == -EBADMSG) {
+		mark_checked(f, first, bad);
+		uint64_t at = (uint64_t)bad * glen;
+		casfs_b3_format(f->reader->digest, b3);
+		fs_log(fs, CASFS_FS_LOG_ERROR,
+		       "blob %s is damaged at offset %llu (bytes %llu..%llu do not hash to its outboard): not serving them",
+		       b3, (unsigned long long)at, (unsigned long long)at,
+		       (unsigned long long)(MIN(at + glen, f->size) - 1));
+		return -EIO;
+	}
+	if (r < 0) {
+		casfs_b3_format(f->reader->digest, b3);
+		fs_log(fs, CASFS_FS_LOG_ERROR, "blob %s: read at offset %llu: %s", b3,
+		       (unsigned long long)off, strerror(-r));
+		return r == -ENOMEM ? r : -EIO;
+	}
+	mark_checked(f, first, first + count);
+	return 0;
+}
+
+int casfs_fs_file_check(struct casfs_fs *fs, struct casfs_fs_file *f, uint64_t off, size_t len)
+{
+	if (!f->checked || len == 0 || off >= f->size)
+		return 0;
+	uint64_t glen = casfs_outboard_group_len(&f->ob);
+	size_t max_run = (size_t)MAX(1, CHECK_RUN_BYTES / glen);
+	size_t g = (size_t)(off / glen);
+	size_t last = (size_t)((MIN(off + len, f->size) - 1) / glen);
+	while (g <= last) {
+		if (group_checked(f, g)) {
+			g++;
+			continue;
+		}
+		size_t run = 1;
+		while (g + run <= last && run < max_run && !group_checked(f, g + run))
+			run++;
+		int r = check_run(fs, f, g, run);
+		if (r < 0)
+			return r;
+		g += run;
+	}
+	return 0;
+}
+
+ssize_t casfs_fs_read(struct casfs_fs *fs, struct casfs_fs_file *f, void *buf, size_t size,
+		      uint64_t off)
+{
+	if (off >= f->size)
+		return 0;
+	size_t want = (size_t)MIN((uint64_t)size, f->size - off);
+	int r = casfs_fs_file_check(fs, f, off, want);
+	if (r < 0)
+		return r;
+	return file_pread(f, buf, want, off);
 }
 
 int casfs_fs_file_fd(const struct casfs_fs_file *f, uint64_t *ret_size)

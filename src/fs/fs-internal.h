@@ -42,6 +42,12 @@ struct casfs_fs_file {
 	pthread_mutex_t lock; /* a reader belongs to one thread at a time */
 	uint64_t size;
 	int fd;               /* owned by the reader, -1 if none */
+	/* Blobs of more than one group (unless no_verify): the checked
+	 * outboard, and one bit per group set once its bytes were checked
+	 * (atomic; see casfs_fs_file_check).  n == 0 otherwise: the blob was
+	 * checked whole before the open succeeded. */
+	struct casfs_outboard ob;
+	uint64_t *checked;
 
 	/* Cache bookkeeping (cached files only), guarded by fs->files.lock. */
 	int state;            /* FS_FILE_OPENING, _READY or _FAILED */

@@ -121,18 +121,34 @@ int casfs_fs_readdir(struct casfs_fs *fs, struct casfs_fs_dir *d, uint64_t offse
 void casfs_fs_releasedir(struct casfs_fs *fs, struct casfs_fs_dir *d);
 
 /* Files.  open is -EISDIR for directories, -ELOOP for symlinks, -EROFS if
- * `flags` asks for writing (O_WRONLY/O_RDWR/O_TRUNC).  The blob is verified
- * (once per mount and digest, unless no_verify) before open succeeds; a
- * missing, short or corrupt blob is -EIO and logged with its digest. */
+ * `flags` asks for writing (O_WRONLY/O_RDWR/O_TRUNC).  Unless no_verify,
+ * content is checked before it is served:
+ *   - a blob of one outboard group (64 KiB) or less is hashed whole before
+ *     open succeeds (once per mount and digest);
+ *   - a larger one opens with its outboard (digest/outboard.h), itself
+ *     checked against the digest (if it is missing or damaged it is built
+ *     from the whole blob instead, which then must match); each read then
+ *     hashes only the groups it touches that were not checked yet
+ *     (casfs_fs_file_check), so a damaged group fails exactly the reads
+ *     that touch it (-EIO, logged with the digest and offset) and the rest
+ *     of the file is served.
+ * A missing or short blob, or one that fails the open's checks, is -EIO
+ * and logged with its digest. */
 int casfs_fs_open(struct casfs_fs *fs, uint64_t ino, int flags, struct casfs_fs_file **ret);
 /* Up to `size` bytes at `off`: fewer only at end of file.  Returns the
  * count (0 at or past the end) or -errno. */
 ssize_t casfs_fs_read(struct casfs_fs *fs, struct casfs_fs_file *f, void *buf, size_t size,
 		      uint64_t off);
+/* Check the groups of [off, off + len) that are not checked yet (see
+ * above; a no-op for small blobs and with no_verify): 0, -EIO if some
+ * group is damaged or short (logged), -ENOMEM.  casfs_fs_read() does it
+ * itself; call it before serving a range from casfs_fs_file_fd(). */
+int casfs_fs_file_check(struct casfs_fs *fs, struct casfs_fs_file *f, uint64_t off, size_t len);
 /* For zero-copy reads: a file descriptor whose bytes [0, size) are the
- * (verified) content, or -1 if the backend has none.  Owned by the handle;
- * use it only with positioned I/O (pread, splice with an offset).  Writes
- * the file size to *ret_size. */
+ * content, or -1 if the backend has none.  Only ranges that passed
+ * casfs_fs_file_check() are verified.  Owned by the handle; use it only
+ * with positioned I/O (pread, splice with an offset).  Writes the file
+ * size to *ret_size. */
 int casfs_fs_file_fd(const struct casfs_fs_file *f, uint64_t *ret_size);
 void casfs_fs_release(struct casfs_fs *fs, struct casfs_fs_file *f);
 

@@ -174,6 +174,11 @@ static void reply_read(fuse_req_t req, struct casfs_fs_file *f, size_t size, off
 	}
 	size_t n = (size_t)MIN((uint64_t)size, file_size - (uint64_t)off);
 	if (fd >= 0) {
+		int r = casfs_fs_file_check(ctx(req)->fs, f, (uint64_t)off, n);
+		if (r < 0) {
+			reply_err(req, r);
+			return;
+		}
 		/* Zero-copy: libfuse splices from the blob file to the device. */
 		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(n);
 		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;

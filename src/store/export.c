@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "../basic/util.h"
@@ -12,7 +11,8 @@
 #include "../storepath/storepath.h"
 
 #define EXPORT_CHUNK (1u << 20)
-#define EXPORT_MAP_SLICE (8u << 20)
+/* A few MiB per hashing thread; a multiple of any group length. */
+#define EXPORT_SLICE (8u << 20)
 
 int casfs_directory_foreach_sorted(const struct casfs_directory *d,
 				   int (*cb)(const struct casfs_node *n, void *userdata),
@@ -63,29 +63,38 @@ static int pread_full(struct casfs_blob_reader *rd, uint8_t *p, size_t n, uint64
 	return 0;
 }
 
-/* Large blobs with a file descriptor: verify them first (by reading into a
- * small buffer: hashing the mapping itself is up to 2.5x slower when the
- * page cache holds the file in small pages, as right after a write), then
- * hand the mapped pages to the sink, saving the second copy.  Returns
- * -ENOTSUP to fall back to reads. */
-static int export_mapped(struct casfs_blob_reader *rd, const struct casfs_node *file,
-			 casfs_sink_fn sink, void *userdata)
+/* Large blobs: slice by slice, read into `buf` (EXPORT_SLICE bytes),
+ * check the slice's groups against the blob's outboard (several threads),
+ * and hand out the very bytes checked.  One read, no whole-blob hash
+ * first (unless the outboard has to be built).  A damaged group stops the
+ * export at its offset, before any of its bytes go out. */
+static int export_checked(struct casfs_store *s, struct casfs_blob_reader *rd, uint8_t *buf,
+			  casfs_sink_fn sink, void *userdata, struct casfs_error *err)
 {
-	int fd = casfs_blob_reader_fd(rd);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_size != file->size)
-		return -ENOTSUP;
-	void *map = mmap(NULL, (size_t)file->size, PROT_READ, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED)
-		return -ENOTSUP;
-	madvise(map, (size_t)file->size, MADV_SEQUENTIAL | MADV_WILLNEED);
-	int r = casfs_blob_verify(rd, NULL, NULL);
-	for (uint64_t off = 0; r >= 0 && off < file->size;) {
-		size_t n = (size_t)MIN((uint64_t)EXPORT_MAP_SLICE, file->size - off);
-		r = sink(userdata, (const uint8_t *)map + off, n);
+	struct casfs_outboard ob;
+	int r = casfs_blob_outboard(s->blobs, rd, &ob, NULL, NULL, err);
+	if (r < 0)
+		return r;
+	uint64_t glen = casfs_outboard_group_len(&ob);
+	unsigned threads = casfs_b3_threads();
+	for (uint64_t off = 0; r >= 0 && off < rd->size;) {
+		size_t n = (size_t)MIN((uint64_t)EXPORT_SLICE, rd->size - off);
+		size_t first = (size_t)(off / glen), bad;
+		r = pread_full(rd, buf, n, off);
+		if (r >= 0 && casfs_outboard_check(&ob, first, (size_t)((n + glen - 1) / glen), buf,
+						   threads, &bad) == -EBADMSG) {
+			char d[CASFS_B3_STR_LEN + 1];
+			casfs_b3_format(rd->digest, d);
+			r = casfs_error_set(err, -EBADMSG,
+					    "blob %s is corrupt: bytes at offset %llu do not match its digest",
+					    d, (unsigned long long)bad * glen);
+			break;
+		}
+		if (r >= 0)
+			r = sink(userdata, buf, n);
 		off += n;
 	}
-	munmap(map, (size_t)file->size);
+	casfs_outboard_release(&ob);
 	return r;
 }
 
@@ -96,14 +105,15 @@ int casfs_export_file(struct casfs_store *s, const struct casfs_node *file, casf
 	int r = casfs_blob_open(s->blobs, file->digest, &rd);
 	if (r < 0)
 		return blob_error(r, file->digest, err);
-	_cleanup_free_ uint8_t *buf = malloc(EXPORT_CHUNK);
+	bool small = file->size <= EXPORT_CHUNK;
+	_cleanup_free_ uint8_t *buf = malloc(small ? EXPORT_CHUNK : EXPORT_SLICE);
 	if (!buf) {
 		casfs_blob_reader_close(rd);
 		return -ENOMEM;
 	}
 	if (rd->size != file->size) {
 		r = -EBADMSG;
-	} else if (file->size <= EXPORT_CHUNK) {
+	} else if (small) {
 		/* one read: hash what we hold, then hand out the same bytes */
 		uint8_t d[CASFS_B3_LEN];
 		r = pread_full(rd, buf, (size_t)file->size, 0);
@@ -114,14 +124,11 @@ int casfs_export_file(struct casfs_store *s, const struct casfs_node *file, casf
 			else
 				r = sink(userdata, buf, (size_t)file->size);
 		}
-	} else if ((r = export_mapped(rd, file, sink, userdata)) == -ENOTSUP) {
-		r = casfs_blob_verify(rd, NULL, NULL);
-		for (uint64_t off = 0; r >= 0 && off < file->size;) {
-			size_t n = (size_t)MIN((uint64_t)EXPORT_CHUNK, file->size - off);
-			r = pread_full(rd, buf, n, off);
-			if (r >= 0)
-				r = sink(userdata, buf, n);
-			off += n;
+	} else {
+		r = export_checked(s, rd, buf, sink, userdata, err);
+		if (r < 0 && (r == -ENOENT || r == -EBADMSG) && err && err->code == r) {
+			casfs_blob_reader_close(rd);
+			return r; /* err names the blob (and the offset) */
 		}
 	}
 	casfs_blob_reader_close(rd);
