@@ -43,7 +43,8 @@ tsan() { setarch "$(uname -m)" -R "$CASFS_TSAN" "$@"; }
 
 # The fixture: the tricky tree plus enough files and directories that the
 # 16 readers overlap, some of them sharing content (shared inodes and
-# cached blobs) and one large enough for several concurrent read requests.
+# cached blobs) and one large enough for several concurrent read requests
+# (49 outboard groups).
 SRC=$TMP/tree
 python3 "$TOP/tests/sh/lib/make-tree.py" tricky "$SRC" >/dev/null
 python3 - "$SRC/many" <<'EOF'
@@ -96,11 +97,40 @@ hammer() {
 	echo "$bad mismatches"
 }
 
+# RANGES: 16 processes reading random ranges of the big file at once, on a
+# fresh mount, so first checks of its outboard groups race with each other
+# and with reads of checked ones; prints the number of wrong ranges.
+ranges() {
+	local i bad=0 pids=()
+	for i in $(seq 16); do
+		python3 - "$SRC/random-big" "$P/random-big" "$i" >"$TMP/ranges.$i" 2>&1 <<'PY' &
+import os, random, sys
+want = open(sys.argv[1], "rb").read()
+fd = os.open(sys.argv[2], os.O_RDONLY)
+rng = random.Random(int(sys.argv[3]))
+bad = 0
+for _ in range(200):
+    off = rng.randrange(len(want))
+    n = rng.choice([1, 4096, 65536, 65537, 200000])
+    if os.pread(fd, n, off) != want[off:off + n]:
+        bad += 1
+print(bad)
+PY
+		pids+=($!)
+	done
+	for i in $(seq 16); do
+		wait "${pids[$((i - 1))]}"
+		[ "$(cat "$TMP/ranges.$i")" = 0 ] || bad=$((bad + 1))
+	done
+	echo "$bad wrong"
+}
+
 mkdir -p "$M"
 if ! tsan mount "$M" --background --threads 16 2>"$TMP/daemon.log"; then
 	fail mount "$(tail -3 "$TMP/daemon.log")"
 	exit 1
 fi
+check_eq concurrent-16-ranges "$(ranges)" "0 wrong"
 check_eq concurrent-16-cold "$(hammer cold)" "0 mismatches"
 check_eq concurrent-16-warm "$(hammer warm)" "0 mismatches"
 # The kernel forgets everything: forgets race with the next round's lookups.
