@@ -71,28 +71,48 @@ static int add_result(struct casfs_blob_worker *w, uint64_t tag, const uint8_t *
 	return 0;
 }
 
-static int run_put(struct casfs_blob_worker *w, const struct job *j, uint8_t digest[CASFS_B3_LEN])
+/* A stored blob with this digest and size whose outboard is missing (a
+ * store made before outboards) gets `ob`; true if the blob is stored. */
+static bool present_fill(struct casfs_blob_worker *w, const uint8_t digest[CASFS_B3_LEN],
+			 uint64_t size, const struct casfs_outboard *ob)
 {
 	uint64_t have;
-	casfs_b3(j->buf, j->n, digest);
-	if (casfs_blob_stat(w->blobs, digest, &have) >= 0 && have == j->n)
-		return 0;
-	return casfs_blob_put(w->blobs, j->buf, j->n, digest);
+	if (casfs_blob_stat(w->blobs, digest, &have) < 0 || have != size)
+		return false;
+	if (ob->n > 0 && w->blobs->ops->outboard_put)
+		(void)w->blobs->ops->outboard_put(w->blobs, digest, ob, false);
+	return true;
 }
 
-/* The digest of a hashed stream; a stored blob with that digest and size
- * whose outboard is missing (a store made before outboards) gets it. */
+static int run_put(struct casfs_blob_worker *w, const struct job *j, uint8_t digest[CASFS_B3_LEN])
+{
+	struct casfs_b3_stream h;
+	struct casfs_outboard ob;
+	casfs_b3_stream_init(&h, 1);
+	int r = casfs_b3_stream_update(&h, j->buf, j->n);
+	if (r < 0) {
+		casfs_b3_stream_release(&h);
+		return r;
+	}
+	if ((r = casfs_b3_stream_final(&h, digest, &ob)) < 0)
+		return r;
+	bool present = present_fill(w, digest, j->n, &ob);
+	casfs_outboard_release(&ob);
+	return present ? 0 : casfs_blob_put(w->blobs, j->buf, j->n, digest);
+}
+
+/* The digest of a hashed stream (and the outboard of a stored blob with
+ * that digest, if missing). */
 static int run_hash_end(struct casfs_blob_worker *w, uint8_t digest[CASFS_B3_LEN])
 {
 	struct casfs_outboard ob;
 	int r = casfs_b3_stream_final(&w->hasher, digest, &ob);
-	uint64_t have;
-	if (r >= 0 && ob.n > 0 && w->blobs->ops->outboard_put &&
-	    casfs_blob_stat(w->blobs, digest, &have) >= 0 && have == w->hashed)
-		(void)w->blobs->ops->outboard_put(w->blobs, digest, &ob, false);
-	if (r >= 0)
-		casfs_outboard_release(&ob);
-	return r;
+	if (r < 0)
+		return r;
+	if (ob.n > 0)
+		present_fill(w, digest, w->hashed, &ob);
+	casfs_outboard_release(&ob);
+	return 0;
 }
 
 /* Runs on the worker thread, without the lock. */

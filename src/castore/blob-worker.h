@@ -3,7 +3,8 @@
  *
  * Jobs run in submission order on one worker thread:
  *   put            a whole blob in one buffer (small files): hashed,
- *                  stored only if absent;
+ *                  stored only if absent (a present one gets its outboard
+ *                  if it has none, as below);
  *   stream_*       a blob in chunks (large files) through a blob writer,
  *                  optionally checked against an expected digest;
  *   hash_*         BLAKE3 of chunks, nothing stored (to learn a large

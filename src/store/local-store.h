@@ -25,8 +25,8 @@
  *                       upgraded store, a crash) or damaged is built again
  *                       from the blob by whoever needs it, and stored
  *                       again when the store is writable (an import of the
- *                       same content, `casfs verify`, or a read through a
- *                       writable open).
+ *                       same content, `casfs verify --outboards`, or a
+ *                       read through a writable open).
  *   DIR/tmp/            temp files of blobs (and records) being written.
  *                       Anything here is garbage once no process is writing
  *                       (see `lock`).

@@ -1244,12 +1244,10 @@ out:
 	fixture_done(&f);
 }
 
-/* KNOWN BUG (reported, not fixed here): files of 64 KiB < size <=
- * CASFS_INGEST_SMALL_FILE are stored as one buffer (blob-worker.c
- * run_put), which returns early when the blob is present, so a re-import
- * never fills their missing outboard, although local-store.h promises
- * "stored again ... (an import of the same content, ...)". */
-TEST(reimport_fills_small_large_files_KNOWN_BUG)
+/* Files of 64 KiB < size <= CASFS_INGEST_SMALL_FILE are stored as one
+ * buffer (blob-worker.c run_put): a re-import must fill their missing
+ * outboards too (it did not, at first). */
+TEST(reimport_fills_outboards_of_files_stored_as_one_buffer)
 {
 	struct fixture f;
 	struct tree t = { 0 };
@@ -1265,7 +1263,7 @@ TEST(reimport_fills_small_large_files_KNOWN_BUG)
 	}
 	unsigned have = tree_outboards(&f, &t);
 	if (have != TREE_WANTED)
-		FAILF("KNOWN BUG: after the re-import, good outboards for files 0x%x, expected 0x%x "
+		FAILF("after the re-import, good outboards for files 0x%x, expected 0x%x "
 		      "(file 1: %zu bytes, file 2: %zu bytes; both stored as one buffer)",
 		      have, TREE_WANTED, tree_sizes[1], tree_sizes[2]);
 out:
