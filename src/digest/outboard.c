@@ -90,6 +90,8 @@ int casfs_outboard_check(const struct casfs_outboard *ob, size_t first, size_t c
 {
 	if (count == 0)
 		return 0;
+	if (first >= ob->n || count > ob->n - first)
+		return -EINVAL;
 	uint64_t group = casfs_outboard_group_len(ob);
 	uint64_t off = (uint64_t)first * group;
 	uint64_t end = (uint64_t)(first + count) * group;

@@ -70,7 +70,10 @@ int casfs_outboard_encode(const struct casfs_outboard *ob, uint8_t **ret, size_t
 
 /* Parse `len` bytes of an encoded outboard and check that they belong to
  * the blob `digest` of `size` bytes: the header must be well-formed, say
- * `size`, hold exactly its CVs, and the CVs must hash to `digest`.  Fills
+ * `size`, hold exactly its CVs, and the CVs must hash to `digest`.  The
+ * size itself is the caller's (the tree's shape depends only on the number
+ * of groups): a wrong size with as many groups passes here, and fails the
+ * check of the last group's bytes.  Fills
  * *ret (release it) and returns 0; -EBADMSG with a message saying what is
  * wrong; -ENOMEM. */
 int casfs_outboard_decode(const void *p, size_t len, const uint8_t digest[CASFS_B3_LEN],
@@ -79,8 +82,9 @@ int casfs_outboard_decode(const void *p, size_t len, const uint8_t digest[CASFS_
 /* Check the bytes of groups [first, first + count) of a blob: `data` holds
  * them, from group `first`'s start, and must be exactly their length (the
  * last group may be shorter).  Up to `threads` threads share the work (0
- * or 1: the caller's alone).  Returns 0, or -EBADMSG with *ret_bad the first
- * group whose bytes do not match. */
+ * or 1: the caller's alone).  Returns 0; -EBADMSG with *ret_bad the first
+ * group whose bytes do not match; -EINVAL if the groups are not all the
+ * blob's; -ENOMEM.  Any error means: do not serve the bytes. */
 int casfs_outboard_check(const struct casfs_outboard *ob, size_t first, size_t count,
 			 const void *data, unsigned threads, size_t *ret_bad);
 

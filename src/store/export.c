@@ -81,8 +81,10 @@ static int export_checked(struct casfs_store *s, struct casfs_blob_reader *rd, u
 		size_t n = (size_t)MIN((uint64_t)EXPORT_SLICE, rd->size - off);
 		size_t first = (size_t)(off / glen), bad;
 		r = pread_full(rd, buf, n, off);
-		if (r >= 0 && casfs_outboard_check(&ob, first, (size_t)((n + glen - 1) / glen), buf,
-						   threads, &bad) == -EBADMSG) {
+		if (r >= 0)
+			r = casfs_outboard_check(&ob, first, (size_t)((n + glen - 1) / glen), buf,
+						 threads, &bad);
+		if (r == -EBADMSG) {
 			char d[CASFS_B3_STR_LEN + 1];
 			casfs_b3_format(rd->digest, d);
 			r = casfs_error_set(err, -EBADMSG,
