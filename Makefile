@@ -129,10 +129,17 @@ $(BUILD)/bench-b3threads: bench/b3threads.c $(LIBS)
 	@echo "  LD      $@"
 	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
 
-# BLAKE3 on 1..cores threads over 1 GiB in memory.
+# BLAKE3 on 1..cores threads over 1 GiB in memory, then the hash bounds.
 bench-b3: deps
-	@$(MAKE) --no-print-directory $(BUILD)/bench-b3threads
+	@$(MAKE) --no-print-directory $(BUILD)/bench-b3threads $(BUILD)/bench-hashbound
 	@$(BUILD)/bench-b3threads
+	@HASHBOUND=$(CURDIR)/$(BUILD)/bench-hashbound bash bench/hashbound.sh
+
+# The hash bounds (bench/hashbound.c) over a 1 GiB file (BENCH_BIG_MB) on
+# 1 and 2 threads: import (BLAKE3 + SHA-256) and verify (BLAKE3 alone).
+bench-hashbound: deps
+	@$(MAKE) --no-print-directory $(BUILD)/bench-hashbound
+	@HASHBOUND=$(CURDIR)/$(BUILD)/bench-hashbound bash bench/hashbound.sh
 
 bench-mount: deps
 	@$(MAKE) --no-print-directory BUILD=build all
@@ -145,6 +152,6 @@ fresh-check:
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
 
-.PHONY: all tests fuzz deps check demo bench bench-b3 bench-mount fresh-check clean
+.PHONY: all tests fuzz deps check demo bench bench-b3 bench-hashbound bench-mount fresh-check clean
 .SECONDARY:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
