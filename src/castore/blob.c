@@ -2,8 +2,11 @@
 #include "blobservice.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "../basic/util.h"
 
@@ -25,11 +28,43 @@ int casfs_blob_put(struct casfs_blob_service *s, const void *p, size_t n,
 /* Big enough that each hashing thread gets a few MiB per read. */
 #define VERIFY_CHUNK (8u << 20)
 
-int casfs_blob_verify(struct casfs_blob_reader *r, struct casfs_outboard *ret_ob,
-		      struct casfs_error *err)
+/* The end of a verify: the stream's digest against the reader's. */
+static int verify_finish(struct casfs_blob_reader *r, struct casfs_b3_stream *h,
+			 struct casfs_outboard *ret_ob, struct casfs_error *err)
+{
+	uint8_t got[CASFS_B3_LEN];
+	struct casfs_outboard ob;
+	int rc = casfs_b3_stream_final(h, got, &ob);
+	if (rc < 0)
+		return rc;
+	if (memcmp(got, r->digest, CASFS_B3_LEN) != 0) {
+		casfs_outboard_release(&ob);
+		char want[CASFS_B3_STR_LEN + 1], have[CASFS_B3_STR_LEN + 1];
+		casfs_b3_format(r->digest, want);
+		casfs_b3_format(got, have);
+		return casfs_error_set(err, -EBADMSG, "blob %s is damaged: content hashes to %s",
+				       want, have);
+	}
+	if (ret_ob)
+		*ret_ob = ob;
+	else
+		casfs_outboard_release(&ob);
+	return 0;
+}
+
+/* A reader that ends early or late is as damaged as one with wrong bytes:
+ * the size is part of what the node promises. */
+static int size_error(struct casfs_blob_reader *r, uint64_t have, struct casfs_error *err)
 {
 	char want[CASFS_B3_STR_LEN + 1];
 	casfs_b3_format(r->digest, want);
+	return casfs_error_set(err, -EBADMSG, "blob %s is damaged: %llu bytes, expected %llu", want,
+			       (unsigned long long)have, (unsigned long long)r->size);
+}
+
+int casfs_blob_verify(struct casfs_blob_reader *r, struct casfs_outboard *ret_ob,
+		      struct casfs_error *err)
+{
 	size_t chunk = (size_t)MIN((uint64_t)VERIFY_CHUNK, r->size + 1);
 	_cleanup_free_ uint8_t *buf = malloc(chunk);
 	if (!buf)
@@ -42,6 +77,8 @@ int casfs_blob_verify(struct casfs_blob_reader *r, struct casfs_outboard *ret_ob
 	for (;;) {
 		ssize_t n = casfs_blob_reader_pread(r, buf, chunk, off);
 		if (n < 0) {
+			char want[CASFS_B3_STR_LEN + 1];
+			casfs_b3_format(r->digest, want);
 			rc = casfs_error_set(err, (int)n, "blob %s: read at offset %llu: %s", want,
 					     (unsigned long long)off, strerror((int)-n));
 			break;
@@ -52,31 +89,40 @@ int casfs_blob_verify(struct casfs_blob_reader *r, struct casfs_outboard *ret_ob
 			break;
 		off += (uint64_t)n;
 	}
-	/* A reader that ends early or late is as damaged as one with wrong bytes:
-	 * the size is part of what the node promises. */
 	if (rc >= 0 && off != r->size)
-		rc = casfs_error_set(err, -EBADMSG, "blob %s is damaged: %llu bytes, expected %llu",
-				     want, (unsigned long long)off, (unsigned long long)r->size);
+		rc = size_error(r, off, err);
 	if (rc < 0) {
 		casfs_b3_stream_release(&h);
 		return rc;
 	}
-	uint8_t got[CASFS_B3_LEN];
-	struct casfs_outboard ob;
-	if ((rc = casfs_b3_stream_final(&h, got, &ob)) < 0)
+	return verify_finish(r, &h, ret_ob, err);
+}
+
+/* Below this, mapping costs more than the copy it saves. */
+#define VERIFY_MAP_MIN (4u << 20)
+
+int casfs_blob_verify_mapped(struct casfs_blob_reader *r, struct casfs_outboard *ret_ob,
+			     struct casfs_error *err)
+{
+	int fd = casfs_blob_reader_fd(r);
+	struct stat st;
+	if (fd < 0 || r->size < VERIFY_MAP_MIN || r->size > SIZE_MAX || fstat(fd, &st) < 0)
+		return casfs_blob_verify(r, ret_ob, err);
+	if ((uint64_t)st.st_size != r->size) /* and a mapping past the end would fault */
+		return size_error(r, (uint64_t)st.st_size, err);
+	void *map = mmap(NULL, (size_t)r->size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return casfs_blob_verify(r, ret_ob, err);
+	madvise(map, (size_t)r->size, MADV_SEQUENTIAL | MADV_WILLNEED);
+	struct casfs_b3_stream h;
+	casfs_b3_stream_init(&h, casfs_b3_threads());
+	int rc = casfs_b3_stream_update(&h, map, (size_t)r->size);
+	munmap(map, (size_t)r->size);
+	if (rc < 0) {
+		casfs_b3_stream_release(&h);
 		return rc;
-	if (memcmp(got, r->digest, CASFS_B3_LEN) != 0) {
-		casfs_outboard_release(&ob);
-		char have[CASFS_B3_STR_LEN + 1];
-		casfs_b3_format(got, have);
-		return casfs_error_set(err, -EBADMSG, "blob %s is damaged: content hashes to %s",
-				       want, have);
 	}
-	if (ret_ob)
-		*ret_ob = ob;
-	else
-		casfs_outboard_release(&ob);
-	return 0;
+	return verify_finish(r, &h, ret_ob, err);
 }
 
 int casfs_blob_stored_outboard(struct casfs_blob_service *s, struct casfs_blob_reader *r,

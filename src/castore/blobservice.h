@@ -173,6 +173,13 @@ int casfs_blob_verify(struct casfs_blob_reader *r, struct casfs_outboard *ret_ob
 int casfs_blob_stored_outboard(struct casfs_blob_service *s, struct casfs_blob_reader *r,
 			       struct casfs_outboard *ret, struct casfs_error *err);
 
+/* casfs_blob_verify, hashing a read-only mapping of the reader's file
+ * descriptor instead of copies (2x faster on 2 cores) when it has one and
+ * the blob is big.  For commands, not daemons: a blob file truncated
+ * while it is hashed raises SIGBUS. */
+int casfs_blob_verify_mapped(struct casfs_blob_reader *r, struct casfs_outboard *ret_ob,
+			     struct casfs_error *err);
+
 /* Where casfs_blob_outboard() found the outboard. */
 enum casfs_outboard_source {
 	CASFS_OUTBOARD_STORED,  /* stored, and it checked out */

@@ -71,7 +71,7 @@ static int verify_blob(struct verify *v, const uint8_t digest[CASFS_B3_LEN], uin
 	}
 	struct casfs_error err = { 0 };
 	struct casfs_outboard ob = { 0 };
-	r = casfs_blob_verify(rd, &ob, &err);
+	r = casfs_blob_verify_mapped(rd, &ob, &err);
 	if (r >= 0 && size_known && rd->size != size)
 		r = casfs_error_set(&err, -EBADMSG, "size %llu, expected %llu",
 				    (unsigned long long)rd->size, (unsigned long long)size);

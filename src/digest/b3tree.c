@@ -77,6 +77,7 @@ static void join(uint8_t (*cvs)[CASFS_B3_LEN], size_t n, uint8_t (*tmp)[CASFS_B3
 void casfs_b3_parent_cv(const uint8_t left[CASFS_B3_LEN], const uint8_t right[CASFS_B3_LEN],
 			uint8_t ret_cv[CASFS_B3_LEN])
 {
+	casfs_b3_cpu_once();
 	uint8_t block[BLAKE3_BLOCK_LEN];
 	memcpy(block, left, CASFS_B3_LEN);
 	memcpy(block + CASFS_B3_LEN, right, CASFS_B3_LEN);
@@ -89,6 +90,7 @@ void casfs_b3_parent_cv(const uint8_t left[CASFS_B3_LEN], const uint8_t right[CA
 void casfs_b3_subtree_cv(const void *data, size_t len, uint64_t chunk_index,
 			 uint8_t ret_cv[CASFS_B3_LEN])
 {
+	casfs_b3_cpu_once();
 	const uint8_t *p = data;
 	size_t full = len / CASFS_B3_CHUNK_LEN, rest = len % CASFS_B3_CHUNK_LEN;
 	if (full == 0) {
@@ -130,6 +132,7 @@ static void groups_node(const uint8_t (*cvs)[CASFS_B3_LEN], size_t n, uint8_t fl
 void casfs_b3_root_from_groups(const uint8_t (*cvs)[CASFS_B3_LEN], size_t n,
 			       uint8_t ret_digest[CASFS_B3_LEN])
 {
+	casfs_b3_cpu_once();
 	groups_node(cvs, n, ROOT, ret_digest);
 }
 

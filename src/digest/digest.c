@@ -1,6 +1,7 @@
 #include "digest.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -13,8 +14,28 @@ const uint8_t casfs_b3_empty[CASFS_B3_LEN] = {
 	0x12, 0xb7, 0xcc, 0x9a, 0x93, 0xca, 0xe4, 0x1f, 0x32, 0x62,
 };
 
+/* The official sources pick their SIMD code on first use and store the
+ * choice in a plain global: do that once, under pthread_once, before any
+ * two threads can hash at the same time (a data race otherwise, harmless
+ * in practice but real to ThreadSanitizer). */
+static void detect_cpu(void)
+{
+	blake3_hasher h;
+	uint8_t out[CASFS_B3_LEN];
+	blake3_hasher_init(&h);
+	blake3_hasher_update(&h, "", 1);
+	blake3_hasher_finalize(&h, out, sizeof(out));
+}
+
+void casfs_b3_cpu_once(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, detect_cpu);
+}
+
 void casfs_b3_init(struct casfs_b3_hasher *h)
 {
+	casfs_b3_cpu_once();
 	blake3_hasher_init(&h->h);
 }
 

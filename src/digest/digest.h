@@ -29,6 +29,9 @@ struct casfs_b3_hasher {
 };
 
 void casfs_b3_init(struct casfs_b3_hasher *h);
+/* Make the official sources choose their SIMD code (once per process);
+ * every BLAKE3 entry point of src/digest calls it first. */
+void casfs_b3_cpu_once(void);
 void casfs_b3_update(struct casfs_b3_hasher *h, const void *p, size_t n);
 void casfs_b3_final(struct casfs_b3_hasher *h, uint8_t out[CASFS_B3_LEN]);
 void casfs_b3(const void *p, size_t n, uint8_t out[CASFS_B3_LEN]);
