@@ -87,7 +87,11 @@ static bool present_fill(struct casfs_blob_worker *w, const uint8_t digest[CASFS
 static int run_put(struct casfs_blob_worker *w, const struct job *j, uint8_t digest[CASFS_B3_LEN])
 {
 	struct casfs_b3_stream h;
-	struct casfs_outboard ob;
+	struct casfs_outboard ob = { 0 };
+	if (!casfs_outboard_wanted(j->n)) { /* most files: no outboard, no copy */
+		casfs_b3(j->buf, j->n, digest);
+		return present_fill(w, digest, j->n, &ob) ? 0 : casfs_blob_put(w->blobs, j->buf, j->n, digest);
+	}
 	casfs_b3_stream_init(&h, 1);
 	int r = casfs_b3_stream_update(&h, j->buf, j->n);
 	if (r < 0) {

@@ -208,31 +208,27 @@ static int check_run(struct casfs_fs *fs, struct casfs_fs_file *f, size_t first,
 	int r = got < 0 ? (int)got : (size_t)got < len ? -EBADMSG
 			: casfs_outboard_check(&f->ob, first, count, buf, 1, &bad);
 	free(buf);
+	if (r >= 0) {
+		mark_checked(f, first, first + count);
+		return 0;
+	}
 	char b3[CASFS_B3_STR_LEN + 1];
-	if (r == -EBADMSG && (size_t)got < len) {
-		casfs_b3_format(f->reader->digest, b3);
+	casfs_b3_format(f->reader->digest, b3);
+	if (r == -EBADMSG && got >= 0 && (size_t)got < len) {
 		fs_log(fs, CASFS_FS_LOG_ERROR, "blob %s: ends at offset %llu, before its size %llu",
 		       b3, (unsigned long long)(off + (uint64_t)got), (unsigned long long)f->size);
-		return -EIO;
-	}
-	if (r == -EBADMSG) {
+	} else if (r == -EBADMSG) {
 		mark_checked(f, first, bad);
 		uint64_t at = (uint64_t)bad * glen;
-		casfs_b3_format(f->reader->digest, b3);
 		fs_log(fs, CASFS_FS_LOG_ERROR,
 		       "blob %s is damaged at offset %llu (bytes %llu..%llu do not hash to its outboard): not serving them",
 		       b3, (unsigned long long)at, (unsigned long long)at,
 		       (unsigned long long)(MIN(at + glen, f->size) - 1));
-		return -EIO;
-	}
-	if (r < 0) {
-		casfs_b3_format(f->reader->digest, b3);
+	} else {
 		fs_log(fs, CASFS_FS_LOG_ERROR, "blob %s: read at offset %llu: %s", b3,
 		       (unsigned long long)off, strerror(-r));
-		return r == -ENOMEM ? r : -EIO;
 	}
-	mark_checked(f, first, first + count);
-	return 0;
+	return r == -ENOMEM ? r : -EIO;
 }
 
 int casfs_fs_file_check(struct casfs_fs *fs, struct casfs_fs_file *f, uint64_t off, size_t len)

@@ -24,7 +24,13 @@ typedef int (*casfs_sink_fn)(void *userdata, const void *p, size_t n);
 int casfs_export_nar(struct casfs_store *s, const struct casfs_node *root, casfs_sink_fn sink,
 		     void *userdata, struct casfs_error *err);
 
-/* Write a file node's verified content to the sink. */
+/* Write a file node's verified content to the sink: a small blob is
+ * hashed whole first; a large one is checked slice by slice against its
+ * outboard (on every core) before each slice goes out, so a damaged group
+ * stops the export at its offset (-EBADMSG, err names digest and offset)
+ * after only good bytes were written.  Large blob files are read through
+ * a mapping: for commands (a blob file truncated meanwhile raises SIGBUS),
+ * not for daemons. */
 int casfs_export_file(struct casfs_store *s, const struct casfs_node *file, casfs_sink_fn sink,
 		      void *userdata, struct casfs_error *err);
 
