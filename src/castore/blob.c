@@ -101,23 +101,40 @@ int casfs_blob_verify(struct casfs_blob_reader *r, struct casfs_outboard *ret_ob
 /* Below this, mapping costs more than the copy it saves. */
 #define VERIFY_MAP_MIN (4u << 20)
 
-int casfs_blob_verify_mapped(struct casfs_blob_reader *r, struct casfs_outboard *ret_ob,
-			     struct casfs_error *err)
+int casfs_blob_reader_map(struct casfs_blob_reader *r, const uint8_t **ret,
+			  uint64_t *ret_file_size)
 {
 	int fd = casfs_blob_reader_fd(r);
 	struct stat st;
-	if (fd < 0 || r->size < VERIFY_MAP_MIN || r->size > SIZE_MAX || fstat(fd, &st) < 0)
-		return casfs_blob_verify(r, ret_ob, err);
-	if ((uint64_t)st.st_size != r->size) /* and a mapping past the end would fault */
-		return size_error(r, (uint64_t)st.st_size, err);
+	if (fd < 0 || r->size > SIZE_MAX || fstat(fd, &st) < 0)
+		return -ENOTSUP;
+	if ((uint64_t)st.st_size != r->size) { /* and a mapping past the end would fault */
+		if (ret_file_size)
+			*ret_file_size = (uint64_t)st.st_size;
+		return -EBADMSG;
+	}
 	void *map = mmap(NULL, (size_t)r->size, PROT_READ, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED)
-		return casfs_blob_verify(r, ret_ob, err);
+		return -ENOTSUP;
 	madvise(map, (size_t)r->size, MADV_SEQUENTIAL | MADV_WILLNEED);
+	*ret = map;
+	return 0;
+}
+
+int casfs_blob_verify_mapped(struct casfs_blob_reader *r, struct casfs_outboard *ret_ob,
+			     struct casfs_error *err)
+{
+	const uint8_t *map;
+	uint64_t file_size = 0;
+	int rc = r->size < VERIFY_MAP_MIN ? -ENOTSUP : casfs_blob_reader_map(r, &map, &file_size);
+	if (rc == -EBADMSG)
+		return size_error(r, file_size, err);
+	if (rc < 0)
+		return casfs_blob_verify(r, ret_ob, err);
 	struct casfs_b3_stream h;
 	casfs_b3_stream_init(&h, casfs_b3_threads());
-	int rc = casfs_b3_stream_update(&h, map, (size_t)r->size);
-	munmap(map, (size_t)r->size);
+	rc = casfs_b3_stream_update(&h, map, (size_t)r->size);
+	munmap((void *)map, (size_t)r->size);
 	if (rc < 0) {
 		casfs_b3_stream_release(&h);
 		return rc;

@@ -173,6 +173,15 @@ int casfs_blob_verify(struct casfs_blob_reader *r, struct casfs_outboard *ret_ob
 int casfs_blob_stored_outboard(struct casfs_blob_service *s, struct casfs_blob_reader *r,
 			       struct casfs_outboard *ret, struct casfs_error *err);
 
+/* A read-only mapping of the blob's bytes [0, size) through the reader's
+ * file descriptor, advised sequential; unmap it with munmap(*ret,
+ * r->size).  For commands, not daemons: a blob file truncated while it is
+ * mapped raises SIGBUS on access.  0; -ENOTSUP if the reader has no file
+ * descriptor or the mapping fails (read instead); -EBADMSG if the file is
+ * not the blob's size (*ret_file_size, if not NULL, gets its size). */
+int casfs_blob_reader_map(struct casfs_blob_reader *r, const uint8_t **ret,
+			  uint64_t *ret_file_size);
+
 /* casfs_blob_verify, hashing a read-only mapping of the reader's file
  * descriptor instead of copies (2x faster on 2 cores) when it has one and
  * the blob is big.  For commands, not daemons: a blob file truncated

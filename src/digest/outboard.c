@@ -138,6 +138,14 @@ static int reserve(struct casfs_b3_stream *s, size_t more)
 	return 0;
 }
 
+/* The buffer of a partial group, made on first need. */
+static int need_pending(struct casfs_b3_stream *s)
+{
+	if (!s->pending && !(s->pending = malloc(CASFS_OUTBOARD_GROUP_LEN)))
+		return s->error = -ENOMEM;
+	return 0;
+}
+
 /* Hash `count` full groups at `p` (the stream continues after them). */
 static int hash_full(struct casfs_b3_stream *s, const uint8_t *p, size_t count)
 {
@@ -158,8 +166,8 @@ int casfs_b3_stream_update(struct casfs_b3_stream *s, const void *data, size_t n
 	s->total += n;
 	/* top up a partial group first */
 	if (s->pending_len > 0 || n <= CASFS_OUTBOARD_GROUP_LEN) {
-		if (!s->pending && !(s->pending = malloc(CASFS_OUTBOARD_GROUP_LEN)))
-			return s->error = -ENOMEM;
+		if (need_pending(s) < 0)
+			return s->error;
 		for (;;) {
 			size_t take = CASFS_OUTBOARD_GROUP_LEN - s->pending_len;
 			if (take > n)
@@ -182,8 +190,8 @@ int casfs_b3_stream_update(struct casfs_b3_stream *s, const void *data, size_t n
 		return s->error;
 	p += count * CASFS_OUTBOARD_GROUP_LEN;
 	n -= count * CASFS_OUTBOARD_GROUP_LEN;
-	if (!s->pending && !(s->pending = malloc(CASFS_OUTBOARD_GROUP_LEN)))
-		return s->error = -ENOMEM;
+	if (need_pending(s) < 0)
+		return s->error;
 	memcpy(s->pending, p, n);
 	s->pending_len = n;
 	return 0;

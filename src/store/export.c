@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 
 #include "../basic/util.h"
 #include "../nar/nar-reader.h"
@@ -64,22 +63,6 @@ static int pread_full(struct casfs_blob_reader *rd, uint8_t *p, size_t n, uint64
 	return 0;
 }
 
-/* A read-only mapping of the blob's file, or NULL (no fd, another size:
- * read instead).  The export is a command, so a file truncated meanwhile
- * (SIGBUS) is acceptable; the mount never maps blobs. */
-static const uint8_t *map_blob(struct casfs_blob_reader *rd)
-{
-	int fd = casfs_blob_reader_fd(rd);
-	struct stat st;
-	if (fd < 0 || rd->size > SIZE_MAX || fstat(fd, &st) < 0 || (uint64_t)st.st_size != rd->size)
-		return NULL;
-	void *map = mmap(NULL, (size_t)rd->size, PROT_READ, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED)
-		return NULL;
-	madvise(map, (size_t)rd->size, MADV_SEQUENTIAL | MADV_WILLNEED);
-	return map;
-}
-
 /* Large blobs: slice by slice, check the slice's groups against the
  * blob's outboard (several threads) and hand out the very bytes checked.
  * The bytes come from a mapping of the blob file (hashed and written
@@ -93,7 +76,11 @@ static int export_checked(struct casfs_store *s, struct casfs_blob_reader *rd, u
 	int r = casfs_blob_outboard(s->blobs, rd, &ob, NULL, NULL, err);
 	if (r < 0)
 		return r;
-	const uint8_t *map = map_blob(rd);
+	/* The export is a command, so a file truncated meanwhile (SIGBUS) is
+	 * acceptable; the mount never maps blobs.  No mapping: read. */
+	const uint8_t *map = NULL;
+	if (casfs_blob_reader_map(rd, &map, NULL) < 0)
+		map = NULL;
 	uint64_t glen = casfs_outboard_group_len(&ob);
 	unsigned threads = casfs_b3_threads();
 	for (uint64_t off = 0; r >= 0 && off < rd->size;) {

@@ -174,6 +174,14 @@ static void local_writer_abort(struct casfs_blob_writer *w)
 	free(lw);
 }
 
+/* Make the fan-out directory of "XX/REST" `name` under dir_fd again (it
+ * went missing): 0, or -1 with errno set. */
+static int mkdir_fanout(int dir_fd, const char *name)
+{
+	char fan[3] = { name[0], name[1], 0 };
+	return mkdirat(dir_fd, fan, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
 /* Give the temp file the name `name` under blobs_fd without replacing
  * anything (-EEXIST if taken). */
 static int link_new(struct local_blob_writer *lw, const char *name)
@@ -196,8 +204,7 @@ static int link_new(struct local_blob_writer *lw, const char *name)
 		if (errno != ENOENT || attempt > 0)
 			return casfs_neg_errno();
 		/* A fan-out directory went missing: make it and retry. */
-		char fan[3] = { name[0], name[1], 0 };
-		if (mkdirat(ls->blobs_fd, fan, 0755) < 0 && errno != EEXIST)
+		if (mkdir_fanout(ls->blobs_fd, name) < 0)
 			return casfs_neg_errno();
 	}
 	return -ENOENT;
@@ -257,8 +264,7 @@ static int put_outboard(struct casfs_local_store *ls, const uint8_t digest[CASFS
 		if (r != -ENOENT || attempt > 0)
 			break;
 		/* a fan-out directory went missing: make it and retry */
-		char fan[3] = { name[0], name[1], 0 };
-		if (mkdirat(ls->outboards_fd, fan, 0755) < 0 && errno != EEXIST)
+		if (mkdir_fanout(ls->outboards_fd, name) < 0)
 			break;
 		r = 0;
 	}
