@@ -60,10 +60,13 @@ for b in "$@"; do
 	done
 done
 
-# The mount's concurrency test once more, with a ThreadSanitizer daemon.
+# The mount's concurrency test once more, with a ThreadSanitizer daemon,
+# and the export's slice workers (nar) under ThreadSanitizer.
 if [ -x "$top/build-tsan/casfs" ]; then
 	export CASFS="$top/build/casfs" CASFS_TSAN="$top/build-tsan/casfs" CASFS_SANITIZED=tsan
 	run_one build-tsan "sh/tsan-mount" bash "$top/tests/sh/tsan-mount.sh"
+	run_one build-tsan "sh/tsan-nar-slices" env CASFS="$top/build-tsan/casfs" \
+		TSAN_OPTIONS=exitcode=66 bash "$top/tests/sh/test-nar-slices.sh"
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -63,7 +63,8 @@ struct casfs_blob_service {
 };
 
 struct casfs_blob_reader_ops {
-	/* Read up to `len` bytes at `off`; returns bytes read, 0 at end, -errno. */
+	/* Read up to `len` bytes at `off`; returns bytes read, 0 at end, -errno.
+	 * Safe from several threads at once (the mount and the export do). */
 	ssize_t (*pread)(struct casfs_blob_reader *r, void *buf, size_t len, uint64_t off);
 	/* A file descriptor whose bytes [0, size) are the blob (for splice and
 	 * sendfile), or -1 when the backend has none.  Owned by the reader. */

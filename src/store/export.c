@@ -1,6 +1,8 @@
 #include "export.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -11,8 +13,17 @@
 #include "../storepath/storepath.h"
 
 #define EXPORT_CHUNK (1u << 20)
-/* A few MiB per hashing thread; a multiple of any group length. */
+/* Large blobs are checked in slices (a multiple of any group length) by
+ * worker threads, a whole slice each, while the exporting thread hands
+ * the checked slices out in order.  Up to EXPORT_WINDOW slices are in
+ * flight (each needs a buffer when the blob is read, not mapped).  The
+ * workers live as long as the export: starting and joining threads per
+ * slice, or splitting one slice across threads, left cores idle waiting
+ * to be woken (nar of 1 GiB on 2 cores: 180 ms, 1.25 cores busy; with
+ * workers: 114 ms at 8 MiB slices, 125 ms at 4 MiB, 112 ms at 16 MiB). */
 #define EXPORT_SLICE (8u << 20)
+#define EXPORT_WINDOW (EXPORT_MAX_WORKERS + 2)
+#define EXPORT_MAX_WORKERS 8
 
 int casfs_directory_foreach_sorted(const struct casfs_directory *d,
 				   int (*cb)(const struct casfs_node *n, void *userdata),
@@ -63,49 +74,148 @@ static int pread_full(struct casfs_blob_reader *rd, uint8_t *p, size_t n, uint64
 	return 0;
 }
 
-/* Large blobs: slice by slice, check the slice's groups against the
- * blob's outboard (several threads) and hand out the very bytes checked.
- * The bytes come from a mapping of the blob file (hashed and written
- * without a copy) or are read into `buf` (EXPORT_SLICE bytes).  No
+struct slice {
+	uint8_t *buf; /* EXPORT_SLICE bytes, when the blob is read */
+	int r;	      /* the check's result: 0, -EBADMSG at group `bad`, -errno */
+	size_t bad;
+	bool ready;
+};
+
+struct slice_checker {
+	struct casfs_blob_reader *rd;
+	const struct casfs_outboard *ob;
+	const uint8_t *map; /* the blob's bytes, or NULL: read them */
+	uint64_t n_slices;
+	pthread_mutex_t mu; /* guards what follows */
+	pthread_cond_t cv;  /* a slice got ready, consumed, or stop */
+	uint64_t claimed, consumed;
+	bool stop;
+	unsigned window;
+	struct slice win[EXPORT_WINDOW];
+};
+
+static size_t slice_len(const struct slice_checker *c, uint64_t k)
+{
+	return (size_t)MIN((uint64_t)EXPORT_SLICE, c->rd->size - k * EXPORT_SLICE);
+}
+
+static const uint8_t *slice_bytes(const struct slice_checker *c, uint64_t k)
+{
+	return c->map ? c->map + k * EXPORT_SLICE : c->win[k % c->window].buf;
+}
+
+static int check_slice(struct slice_checker *c, uint64_t k, struct slice *sl)
+{
+	size_t n = slice_len(c, k);
+	if (!c->map) {
+		if (!sl->buf && !(sl->buf = malloc(EXPORT_SLICE)))
+			return -ENOMEM;
+		int r = pread_full(c->rd, sl->buf, n, k * EXPORT_SLICE);
+		if (r < 0)
+			return r;
+	}
+	uint64_t glen = casfs_outboard_group_len(c->ob);
+	return casfs_outboard_check(c->ob, (size_t)(k * EXPORT_SLICE / glen),
+				    (size_t)((n + glen - 1) / glen), slice_bytes(c, k), 1, &sl->bad);
+}
+
+/* A worker: claim the next slice while the window has room, check it. */
+static void *slice_worker(void *arg)
+{
+	struct slice_checker *c = arg;
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->stop && c->claimed < c->n_slices && c->claimed - c->consumed >= c->window)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (c->stop || c->claimed == c->n_slices)
+			break;
+		uint64_t k = c->claimed++;
+		struct slice *sl = &c->win[k % c->window];
+		pthread_mutex_unlock(&c->mu);
+		int r = check_slice(c, k, sl);
+		pthread_mutex_lock(&c->mu);
+		sl->r = r;
+		sl->ready = true;
+		pthread_cond_broadcast(&c->cv);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+/* Hand out slice after slice once checked; stop at the first that is not
+ * (*ret_bad: its damaged group) or a sink error. */
+static int hand_out_slices(struct slice_checker *c, casfs_sink_fn sink, void *userdata,
+			   size_t *ret_bad)
+{
+	int r = 0;
+	for (uint64_t k = 0; r >= 0 && k < c->n_slices; k++) {
+		struct slice *sl = &c->win[k % c->window];
+		pthread_mutex_lock(&c->mu);
+		while (!sl->ready)
+			pthread_cond_wait(&c->cv, &c->mu);
+		sl->ready = false;
+		r = sl->r;
+		*ret_bad = sl->bad;
+		pthread_mutex_unlock(&c->mu);
+		if (r >= 0)
+			r = sink(userdata, slice_bytes(c, k), slice_len(c, k));
+		pthread_mutex_lock(&c->mu);
+		c->consumed++;
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+	}
+	return r;
+}
+
+/* Check a large blob's slices against its outboard on every core and hand
+ * out the very bytes checked, in order.  The bytes come from a mapping of
+ * the blob file (hashed and written without a copy) or are read.  No
  * whole-blob hash first (unless the outboard has to be built).  A damaged
- * group stops the export at its offset, before any of its bytes go out. */
-static int export_checked(struct casfs_store *s, struct casfs_blob_reader *rd, uint8_t *buf,
+ * group stops the export at its slice, before any of its bytes go out. */
+static int export_checked(struct casfs_store *s, struct casfs_blob_reader *rd,
 			  casfs_sink_fn sink, void *userdata, struct casfs_error *err)
 {
 	struct casfs_outboard ob;
 	int r = casfs_blob_outboard(s->blobs, rd, &ob, NULL, NULL, err);
 	if (r < 0)
 		return r;
+	struct slice_checker c = { .rd = rd, .ob = &ob, .n_slices = (rd->size + EXPORT_SLICE - 1) / EXPORT_SLICE };
 	/* The export is a command, so a file truncated meanwhile (SIGBUS) is
 	 * acceptable; the mount never maps blobs.  No mapping: read. */
-	const uint8_t *map = NULL;
-	if (casfs_blob_reader_map(rd, &map, NULL) < 0)
-		map = NULL;
-	uint64_t glen = casfs_outboard_group_len(&ob);
-	unsigned threads = casfs_b3_threads();
-	for (uint64_t off = 0; r >= 0 && off < rd->size;) {
-		size_t n = (size_t)MIN((uint64_t)EXPORT_SLICE, rd->size - off);
-		size_t first = (size_t)(off / glen), bad;
-		const uint8_t *p = map ? map + off : buf;
-		if (!map)
-			r = pread_full(rd, buf, n, off);
-		if (r >= 0)
-			r = casfs_outboard_check(&ob, first, (size_t)((n + glen - 1) / glen), p,
-						 threads, &bad);
-		if (r == -EBADMSG) {
-			char d[CASFS_B3_STR_LEN + 1];
-			casfs_b3_format(rd->digest, d);
-			r = casfs_error_set(err, -EBADMSG,
-					    "blob %s is corrupt: bytes at offset %llu do not match its digest",
-					    d, (unsigned long long)bad * glen);
-			break;
-		}
-		if (r >= 0)
-			r = sink(userdata, p, n);
-		off += n;
+	if (casfs_blob_reader_map(rd, &c.map, NULL) < 0)
+		c.map = NULL;
+	unsigned workers = MIN(casfs_b3_threads(), (unsigned)EXPORT_MAX_WORKERS);
+	c.window = workers + 2;
+	pthread_mutex_init(&c.mu, NULL);
+	pthread_cond_init(&c.cv, NULL);
+	pthread_t tids[EXPORT_MAX_WORKERS];
+	unsigned started = 0;
+	while (started < workers && pthread_create(&tids[started], NULL, slice_worker, &c) == 0)
+		started++;
+	size_t bad = 0;
+	if (started == 0)
+		r = -EAGAIN;
+	else
+		r = hand_out_slices(&c, sink, userdata, &bad);
+	pthread_mutex_lock(&c.mu);
+	c.stop = true;
+	pthread_cond_broadcast(&c.cv);
+	pthread_mutex_unlock(&c.mu);
+	for (unsigned t = 0; t < started; t++)
+		pthread_join(tids[t], NULL);
+	pthread_cond_destroy(&c.cv);
+	pthread_mutex_destroy(&c.mu);
+	for (unsigned i = 0; i < c.window; i++)
+		free(c.win[i].buf);
+	if (c.map)
+		munmap((void *)c.map, (size_t)rd->size);
+	if (r == -EBADMSG) {
+		char d[CASFS_B3_STR_LEN + 1];
+		casfs_b3_format(rd->digest, d);
+		r = casfs_error_set(err, -EBADMSG,
+				    "blob %s is corrupt: bytes at offset %llu do not match its digest", d,
+				    (unsigned long long)bad * casfs_outboard_group_len(&ob));
 	}
-	if (map)
-		munmap((void *)map, (size_t)rd->size);
 	casfs_outboard_release(&ob);
 	return r;
 }
@@ -118,8 +228,8 @@ int casfs_export_file(struct casfs_store *s, const struct casfs_node *file, casf
 	if (r < 0)
 		return blob_error(r, file->digest, err);
 	bool small = file->size <= EXPORT_CHUNK;
-	_cleanup_free_ uint8_t *buf = malloc(small ? EXPORT_CHUNK : EXPORT_SLICE);
-	if (!buf) {
+	_cleanup_free_ uint8_t *buf = small ? malloc(EXPORT_CHUNK) : NULL;
+	if (small && !buf) {
 		casfs_blob_reader_close(rd);
 		return -ENOMEM;
 	}
@@ -137,7 +247,7 @@ int casfs_export_file(struct casfs_store *s, const struct casfs_node *file, casf
 				r = sink(userdata, buf, (size_t)file->size);
 		}
 	} else {
-		r = export_checked(s, rd, buf, sink, userdata, err);
+		r = export_checked(s, rd, sink, userdata, err);
 		if (r < 0 && (r == -ENOENT || r == -EBADMSG) && err && err->code == r) {
 			casfs_blob_reader_close(rd);
 			return r; /* err names the blob (and the offset) */

@@ -4,7 +4,8 @@
  * in the blob file (or its outboard file) and each read is compared with
  * the bytes put in.  A counting wrapper around the BlobService (reads go
  * through it: it hides the file descriptor) tells how many bytes a read
- * made the core fetch. */
+ * made the core fetch.  The export (nar, cat) is tested here too, on the
+ * path that reads the blob (no file descriptor, so no mapping). */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -17,6 +18,7 @@
 #include "castore/blobservice.h"
 #include "digest/outboard.h"
 #include "fs/fs.h"
+#include "store/export.h"
 #include "store/store.h"
 #include "test.h"
 
@@ -463,5 +465,73 @@ TEST(concurrent_range_reads)
 		bad += a[i].bad;
 	}
 	CHECK_EQ_INT(bad, 0);
+	fixture_done(&f);
+}
+
+struct collected {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+static int collect(void *userdata, const void *p, size_t n)
+{
+	struct collected *c = userdata;
+	if (c->len + n > c->cap) {
+		size_t cap = MAX(c->cap * 2, c->len + n);
+		uint8_t *q = realloc(c->p, cap);
+		if (!q)
+			return -ENOMEM;
+		c->p = q, c->cap = cap;
+	}
+	memcpy(c->p + c->len, p, n);
+	c->len += n;
+	return 0;
+}
+
+#define SLICE (8u << 20) /* the export's */
+
+TEST(export_without_mapping_hands_out_only_checked_slices)
+{
+	struct fixture f;
+	CHECK_EQ_INT(fixture_init(&f), 0);
+	/* a blob of three slices, the last one short */
+	size_t size = 2 * SLICE + 1000;
+	uint8_t *data = malloc(size);
+	CHECK(data != NULL);
+	for (size_t i = 0; i < size; i++)
+		data[i] = (uint8_t)(i * 13 + (i >> 11));
+	struct casfs_node n = { .type = CASFS_NODE_FILE, .name = "x", .name_len = 1, .size = size,
+				.digest_set = true };
+	CHECK_EQ_INT(casfs_blob_put(f.store->blobs, data, size, n.digest), 0);
+	char hex[65], path[256], b3[CASFS_B3_STR_LEN + 1];
+	casfs_hex_encode(n.digest, CASFS_B3_LEN, hex);
+	casfs_b3_format(n.digest, b3);
+	snprintf(path, sizeof(path), "%s/blobs/%.2s/%s", f.dir, hex, hex + 2);
+
+	struct collected out = { 0 };
+	struct casfs_error err = { 0 };
+	f.counting->bytes = 0;
+	CHECK_EQ_INT(casfs_export_file(f.store, &n, collect, &out, &err), 0);
+	CHECK_EQ_INT(out.len, size);
+	CHECK(memcmp(out.p, data, size) == 0);
+	CHECK_EQ_INT(f.counting->bytes, size); /* read once: checked and handed out */
+	/* Damage in each slice stops the export before that slice. */
+	const uint64_t at[] = { 5, SLICE + 3 * G + 5, 2 * SLICE, size - 1 };
+	for (size_t k = 0; k < ARRAY_SIZE(at); k++) {
+		CHECK_EQ_INT(flip(path, at[k]), 0);
+		out.len = 0;
+		CHECK_EQ_INT(casfs_export_file(f.store, &n, collect, &out, &err), -EBADMSG);
+		CHECK_EQ_INT(out.len, at[k] / SLICE * SLICE);
+		CHECK(memcmp(out.p, data, out.len) == 0);
+		char want[64];
+		snprintf(want, sizeof(want), "at offset %llu ", (unsigned long long)(at[k] / G * G));
+		const char *msg = casfs_error_message(&err, -EBADMSG);
+		if (!strstr(msg, b3) || !strstr(msg, want))
+			FAILF("damage at %llu: '%s'", (unsigned long long)at[k], msg);
+		casfs_error_clear(&err);
+		CHECK_EQ_INT(flip(path, at[k]), 0);
+	}
+	free(out.p);
+	free(data);
 	fixture_done(&f);
 }
