@@ -15,7 +15,8 @@
  * free()).  Submitting blocks while more than `max_inflight` bytes are
  * queued, so memory stays bounded.  Each finished blob yields a result
  * (the caller's tag, the digest and size) that casfs_blob_worker_drain()
- * hands back, in submission order, once everything queued is done.
+ * hands back, in submission order, once everything queued is done (or
+ * casfs_blob_worker_poll(), as far as they are done).
  * After a failure later jobs are skipped and drain returns the first
  * error, with its message.
  *
@@ -52,3 +53,7 @@ typedef int (*casfs_blob_worker_result_fn)(void *userdata, uint64_t tag,
  * negative return, else 0. */
 int casfs_blob_worker_drain(struct casfs_blob_worker *w, casfs_blob_worker_result_fn cb,
 			    void *userdata, struct casfs_error *err);
+/* The same without waiting: the results finished so far (still in
+ * submission order), or the first job error. */
+int casfs_blob_worker_poll(struct casfs_blob_worker *w, casfs_blob_worker_result_fn cb,
+			   void *userdata, struct casfs_error *err);

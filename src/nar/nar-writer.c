@@ -40,6 +40,8 @@ struct casfs_nar_writer_level {
 
 static const uint8_t zeros[8];
 
+/* Bytes are hashed as they leave, in the buffer's large pieces rather
+ * than token by token. */
 static int flush(struct casfs_nar_writer *w)
 {
 	if (w->buf_len == 0)
@@ -47,23 +49,31 @@ static int flush(struct casfs_nar_writer *w)
 	int r = w->write(w->userdata, w->buf, w->buf_len);
 	if (r < 0)
 		return r;
+	if (w->want_sha256)
+		casfs_sha256_update(&w->sha, w->buf, w->buf_len);
 	w->buf_len = 0;
 	return 0;
+}
+
+/* Bytes too large for the buffer, after it was flushed. */
+static int write_direct(struct casfs_nar_writer *w, const void *p, size_t n)
+{
+	if (w->want_sha256)
+		casfs_sha256_update(&w->sha, p, n);
+	return w->write(w->userdata, p, n);
 }
 
 static int emit(struct casfs_nar_writer *w, const void *p, size_t n)
 {
 	if (n == 0)
 		return 0;
-	if (w->want_sha256)
-		casfs_sha256_update(&w->sha, p, n);
 	w->size += n;
 	if (n > w->buf_cap - w->buf_len) {
 		int r = flush(w);
 		if (r < 0)
 			return r;
 		if (n >= w->buf_cap)
-			return w->write(w->userdata, p, n);
+			return write_direct(w, p, n);
 	}
 	memcpy(w->buf + w->buf_len, p, n);
 	w->buf_len += n;

@@ -11,10 +11,11 @@
  * Content is hashed and stored on a worker thread (castore/blob-worker.h)
  * while the caller reads on: small files (up to CASFS_INGEST_SMALL_FILE)
  * as one buffer, stored only if absent; larger ones streamed through a
- * blob writer.  File nodes get their digests when the worker is drained,
- * before any directory digest is computed.  Finished directories are kept
- * (deduplicated by digest) until casfs_ingest_finish() puts them as one
- * closure.
+ * blob writer.  File nodes get their digests as the worker's results come
+ * in; an ended directory's digest is computed once all its entries have
+ * theirs (its size at once), so the caller never waits for the worker at
+ * a directory's end.  Finished directories are kept (deduplicated by
+ * digest) until casfs_ingest_finish() puts them as one closure.
  *
  * Memory: one Directory per distinct directory of the tree plus at most
  * 32 MiB of queued file content, whatever the file sizes.

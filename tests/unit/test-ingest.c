@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdbool.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -175,9 +177,10 @@ static int expected_tree(struct expected_tree *t)
 	return r;
 }
 
-static int ingest_tree(struct fx *f)
+/* The tree, as the root (name NULL) or as a subdirectory. */
+static int ingest_tree_named(struct fx *f, const char *name)
 {
-	int r = ing_dir(f, NULL);
+	int r = ing_dir(f, name);
 	for (int i = 0; r >= 0 && i < 2; i++) {
 		r = ing_dir(f, i ? "b" : "a");
 		if (r >= 0)
@@ -210,6 +213,11 @@ static int ingest_tree(struct fx *f)
 	if (r >= 0)
 		r = ing_end(f);
 	return r;
+}
+
+static int ingest_tree(struct fx *f)
+{
+	return ingest_tree_named(f, NULL);
 }
 
 static int count_cb(const uint8_t d[CASFS_B3_LEN], const struct casfs_directory *dir, void *u)
@@ -936,4 +944,142 @@ TEST(large_file_changed_while_imported)
 	if (!strstr(msg, "changed while being imported") || !strstr(msg, big))
 		FAILF("message: '%s'", msg);
 	CHECK(!listed_any); /* the changed copy was never committed */
+}
+
+
+/* ---- ingest: directories end without waiting for the worker ------------- */
+
+/* A blob service whose `stat` (the worker's "is this blob present?")
+ * waits until the test opens the gate, or gives up after 5 s (noting it):
+ * an ingest that waited for the worker at a directory's end would hang
+ * there until then. */
+struct gated_blobs {
+	struct casfs_blob_service base;
+	struct casfs_blob_service *inner;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool open, timed_out;
+	int passed; /* stats let through */
+};
+
+static struct gated_blobs *gated(struct casfs_blob_service *s)
+{
+	return (struct gated_blobs *)s;
+}
+static int gated_stat(struct casfs_blob_service *s, const uint8_t d[CASFS_B3_LEN], uint64_t *size)
+{
+	struct gated_blobs *g = gated(s);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&g->mu);
+	while (!g->open && !g->timed_out)
+		if (pthread_cond_timedwait(&g->cv, &g->mu, &until) == ETIMEDOUT)
+			g->timed_out = true;
+	g->passed++;
+	pthread_mutex_unlock(&g->mu);
+	return casfs_blob_stat(g->inner, d, size);
+}
+static int gated_open(struct casfs_blob_service *s, const uint8_t d[CASFS_B3_LEN],
+		      struct casfs_blob_reader **ret)
+{
+	return casfs_blob_open(gated(s)->inner, d, ret);
+}
+static int gated_create(struct casfs_blob_service *s, struct casfs_blob_writer **ret)
+{
+	return casfs_blob_create(gated(s)->inner, ret);
+}
+static const struct casfs_blob_service_ops gated_ops = {
+	.name = "gated", .stat = gated_stat, .open = gated_open, .create = gated_create,
+};
+
+#define MANY_DIRS 3
+#define MANY_FILES 100
+
+/* root/ 0many0..2/ (100 files each), t/ (the tree above) */
+static int ingest_many_then_tree(struct fx *f)
+{
+	int r = ing_dir(f, NULL);
+	for (int d = 0; r >= 0 && d < MANY_DIRS; d++) {
+		char name[16];
+		snprintf(name, sizeof(name), "0many%d", d);
+		r = ing_dir(f, name);
+		for (int i = 0; r >= 0 && i < MANY_FILES; i++) {
+			char fname[16], content[16];
+			snprintf(fname, sizeof(fname), "f%03d", i);
+			snprintf(content, sizeof(content), "%d-%d", d, i);
+			r = ing_file(f, fname, content, false);
+		}
+		if (r >= 0)
+			r = ing_end(f);
+	}
+	if (r >= 0)
+		r = ingest_tree_named(f, "t");
+	return r >= 0 ? ing_end(f) : r;
+}
+
+static int expected_many_then_tree(uint8_t root_digest[CASFS_B3_LEN])
+{
+	struct expected_tree t;
+	_cleanup_dir_ struct casfs_directory root = { 0 };
+	int r = expected_tree(&t);
+	for (int d = 0; r >= 0 && d < MANY_DIRS; d++) {
+		_cleanup_dir_ struct casfs_directory many = { 0 };
+		for (int i = 0; r >= 0 && i < MANY_FILES; i++) {
+			char fname[16], content[16];
+			snprintf(fname, sizeof(fname), "f%03d", i);
+			snprintf(content, sizeof(content), "%d-%d", d, i);
+			r = add_file(&many, fname, content, false);
+		}
+		uint8_t md[CASFS_B3_LEN];
+		char name[16];
+		snprintf(name, sizeof(name), "0many%d", d);
+		if (r >= 0)
+			r = casfs_directory_digest(&many, md);
+		if (r >= 0)
+			r = casfs_directory_add_directory(&root, name, strlen(name), md, MANY_FILES);
+	}
+	if (r >= 0)
+		r = casfs_directory_add_directory(&root, "t", 1, t.root, 13);
+	return r >= 0 ? casfs_directory_digest(&root, root_digest) : r;
+}
+
+TEST(directories_end_while_the_worker_is_held)
+{
+	uint8_t want[CASFS_B3_LEN];
+	CHECK_EQ_INT(expected_many_then_tree(want), 0);
+	_cleanup_fx_ struct fx f = { 0 };
+	CHECK_EQ_INT(fx_open(&f), 0);
+	struct gated_blobs g = { .base.ops = &gated_ops, .inner = f.s->blobs };
+	pthread_mutex_init(&g.mu, NULL);
+	pthread_cond_init(&g.cv, NULL);
+	f.s->blobs = &g.base;
+	CHECK_EQ_INT(fx_renew(&f), 0); /* an ingest whose worker sees the gate */
+
+	/* The whole tree goes in while not one blob got past the gate. */
+	int r = ingest_many_then_tree(&f);
+	pthread_mutex_lock(&g.mu);
+	bool waited = g.timed_out;
+	int passed = g.passed;
+	g.open = true;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+
+	/* Then the digests come in, and every directory gets the right one. */
+	_cleanup_node_ struct casfs_node n = { 0 };
+	int fin = r < 0 ? r : casfs_ingest_finish(f.in, "root", &n, &f.err);
+	bool stored = fin >= 0 && dir_present(f.s, want);
+	casfs_ingest_free(TAKE_PTR(f.in)); /* its worker uses g */
+	f.s->blobs = g.inner;
+	pthread_cond_destroy(&g.cv);
+	pthread_mutex_destroy(&g.mu);
+	CHECK(!waited);
+	CHECK_EQ_INT(passed, 0);
+	if (r < 0 || fin < 0) {
+		FAILF("%s: %s", r < 0 ? "ingest" : "finish", f.err.msg);
+		return;
+	}
+	CHECK_EQ_MEM(n.digest, want, CASFS_B3_LEN);
+	CHECK_EQ_INT(n.size, MANY_DIRS * (1 + MANY_FILES) + 1 + 13);
+	CHECK(stored);
 }
