@@ -60,13 +60,17 @@ for b in "$@"; do
 	done
 done
 
-# The mount's concurrency test once more, with a ThreadSanitizer daemon,
-# and the export's slice workers (nar) under ThreadSanitizer.
+# The mount's concurrency test once more, with a ThreadSanitizer daemon;
+# the export's slice workers (nar) and the import's blob worker (ingest)
+# under ThreadSanitizer.
 if [ -x "$top/build-tsan/casfs" ]; then
 	export CASFS="$top/build/casfs" CASFS_TSAN="$top/build-tsan/casfs" CASFS_SANITIZED=tsan
 	run_one build-tsan "sh/tsan-mount" bash "$top/tests/sh/tsan-mount.sh"
 	run_one build-tsan "sh/tsan-nar-slices" env CASFS="$top/build-tsan/casfs" \
 		TSAN_OPTIONS=exitcode=66 bash "$top/tests/sh/test-nar-slices.sh"
+	[ -x "$top/build-tsan/tests/test-ingest" ] &&
+		run_one build-tsan "unit/test-ingest" env TSAN_OPTIONS=exitcode=66 \
+			setarch "$(uname -m)" -R "$top/build-tsan/tests/test-ingest"
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
