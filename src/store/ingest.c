@@ -107,6 +107,20 @@ void casfs_ingest_free(struct casfs_ingest *in)
 	free(in);
 }
 
+/* Make room for `need` elements in the array *v of *cap. */
+static int grow(void **v, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	size_t c = *cap ? *cap * 2 : 16;
+	void *p = realloc(*v, c * elem);
+	if (!p)
+		return -ENOMEM;
+	*v = p;
+	*cap = c;
+	return 0;
+}
+
 /* Take ownership of *d (left zeroed) unless an identical one is known. */
 static int closure_add(struct casfs_ingest *in, struct casfs_directory *d,
 		       const uint8_t digest[CASFS_B3_LEN])
@@ -115,14 +129,8 @@ static int closure_add(struct casfs_ingest *in, struct casfs_directory *d,
 		casfs_directory_release(d);
 		return 0;
 	}
-	if (in->n_closure == in->closure_cap) {
-		size_t cap = in->closure_cap ? in->closure_cap * 2 : 64;
-		struct casfs_directory *c = realloc(in->closure, cap * sizeof(*c));
-		if (!c)
-			return -ENOMEM;
-		in->closure = c;
-		in->closure_cap = cap;
-	}
+	if (grow((void **)&in->closure, &in->closure_cap, in->n_closure + 1, sizeof(*in->closure)) < 0)
+		return -ENOMEM;
 	int r = casfs_keyset_put(&in->seen, digest, in->n_closure);
 	if (r < 0)
 		return r;
@@ -158,19 +166,6 @@ static void set_root(struct casfs_ingest *in, struct casfs_node *n)
 static struct dir_node *top(struct casfs_ingest *in)
 {
 	return in->stack[in->depth - 1];
-}
-
-static int grow(void **v, size_t *cap, size_t need, size_t elem)
-{
-	if (need <= *cap)
-		return 0;
-	size_t c = *cap ? *cap * 2 : 16;
-	void *p = realloc(*v, c * elem);
-	if (!p)
-		return -ENOMEM;
-	*v = p;
-	*cap = c;
-	return 0;
 }
 
 int casfs_ingest_directory_begin(struct casfs_ingest *in, const char *name, size_t name_len,

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "basic/buf.h"
 #include "basic/encoding.h"
 #include "basic/util.h"
 #include "castore/blobservice.h"
@@ -468,24 +469,9 @@ TEST(concurrent_range_reads)
 	fixture_done(&f);
 }
 
-struct collected {
-	uint8_t *p;
-	size_t len, cap;
-};
-
 static int collect(void *userdata, const void *p, size_t n)
 {
-	struct collected *c = userdata;
-	if (c->len + n > c->cap) {
-		size_t cap = MAX(c->cap * 2, c->len + n);
-		uint8_t *q = realloc(c->p, cap);
-		if (!q)
-			return -ENOMEM;
-		c->p = q, c->cap = cap;
-	}
-	memcpy(c->p + c->len, p, n);
-	c->len += n;
-	return 0;
+	return casfs_buf_append(userdata, p, n);
 }
 
 #define SLICE (8u << 20) /* the export's */
@@ -508,12 +494,12 @@ TEST(export_without_mapping_hands_out_only_checked_slices)
 	casfs_b3_format(n.digest, b3);
 	snprintf(path, sizeof(path), "%s/blobs/%.2s/%s", f.dir, hex, hex + 2);
 
-	struct collected out = { 0 };
+	struct casfs_buf out = CASFS_BUF_INIT;
 	struct casfs_error err = { 0 };
 	f.counting->bytes = 0;
 	CHECK_EQ_INT(casfs_export_file(f.store, &n, collect, &out, &err), 0);
 	CHECK_EQ_INT(out.len, size);
-	CHECK(memcmp(out.p, data, size) == 0);
+	CHECK(memcmp(out.data, data, size) == 0);
 	CHECK_EQ_INT(f.counting->bytes, size); /* read once: checked and handed out */
 	/* Damage in each slice stops the export before that slice. */
 	const uint64_t at[] = { 5, SLICE + 3 * G + 5, 2 * SLICE, size - 1 };
@@ -522,7 +508,7 @@ TEST(export_without_mapping_hands_out_only_checked_slices)
 		out.len = 0;
 		CHECK_EQ_INT(casfs_export_file(f.store, &n, collect, &out, &err), -EBADMSG);
 		CHECK_EQ_INT(out.len, at[k] / SLICE * SLICE);
-		CHECK(memcmp(out.p, data, out.len) == 0);
+		CHECK(memcmp(out.data, data, out.len) == 0);
 		char want[64];
 		snprintf(want, sizeof(want), "at offset %llu ", (unsigned long long)(at[k] / G * G));
 		const char *msg = casfs_error_message(&err, -EBADMSG);
@@ -531,7 +517,7 @@ TEST(export_without_mapping_hands_out_only_checked_slices)
 		casfs_error_clear(&err);
 		CHECK_EQ_INT(flip(path, at[k]), 0);
 	}
-	free(out.p);
+	casfs_buf_release(&out);
 	free(data);
 	fixture_done(&f);
 }
