@@ -110,7 +110,8 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory tests
 	@$(MAKE) --no-print-directory SAN=1 tests
-	@$(MAKE) --no-print-directory TSAN=1 all build-tsan/tests/test-ingest
+	@$(MAKE) --no-print-directory TSAN=1 all build-tsan/tests/test-ingest \
+		build-tsan/tests/test-fs-prefetch
 	@sh tests/run.sh build build-asan
 
 demo: deps

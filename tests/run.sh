@@ -61,16 +61,18 @@ for b in "$@"; do
 done
 
 # The mount's concurrency test once more, with a ThreadSanitizer daemon;
-# the export's slice workers (nar) and the import's blob worker (ingest)
-# under ThreadSanitizer.
+# the export's slice workers (nar), the import's blob worker (ingest) and
+# the fs core's prefetcher under ThreadSanitizer.
 if [ -x "$top/build-tsan/casfs" ]; then
 	export CASFS="$top/build/casfs" CASFS_TSAN="$top/build-tsan/casfs" CASFS_SANITIZED=tsan
 	run_one build-tsan "sh/tsan-mount" bash "$top/tests/sh/tsan-mount.sh"
 	run_one build-tsan "sh/tsan-nar-slices" env CASFS="$top/build-tsan/casfs" \
 		TSAN_OPTIONS=exitcode=66 bash "$top/tests/sh/test-nar-slices.sh"
-	[ -x "$top/build-tsan/tests/test-ingest" ] &&
-		run_one build-tsan "unit/test-ingest" env TSAN_OPTIONS=exitcode=66 \
-			setarch "$(uname -m)" -R "$top/build-tsan/tests/test-ingest"
+	for t in test-ingest test-fs-prefetch; do
+		[ -x "$top/build-tsan/tests/$t" ] &&
+			run_one build-tsan "unit/$t" env TSAN_OPTIONS=exitcode=66 \
+				setarch "$(uname -m)" -R "$top/build-tsan/tests/$t"
+	done
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -131,6 +131,7 @@ int casfs_fs_open(struct casfs_fs *fs, uint64_t ino, int flags, struct casfs_fs_
 	int r = fs_file_target(fs, ino, digest, &size);
 	if (r < 0)
 		return r;
+	fs_prefetch_siblings(fs, ino, size);
 	struct casfs_fs_file *f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;

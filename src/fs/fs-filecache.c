@@ -140,7 +140,14 @@ int casfs_fs_file_get(struct casfs_fs *fs, uint64_t ino, struct casfs_fs_file **
 	int r = fs_file_target(fs, ino, digest, &size);
 	if (r < 0)
 		return r;
+	fs_prefetch_siblings(fs, ino, size);
+	return fs_filecache_get(fs, digest, size, ret);
+}
 
+int fs_filecache_get(struct casfs_fs *fs, const uint8_t digest[CASFS_B3_LEN], uint64_t size,
+		     struct casfs_fs_file **ret)
+{
+	int r;
 	struct fs_filecache *c = &fs->files;
 	struct casfs_fs_file *victims = NULL;
 	pthread_mutex_lock(&c->lock);

@@ -29,7 +29,9 @@
  * they are the same bytes.)  Directories never share: their key includes
  * their path, because Linux allows one dentry per directory inode and would
  * move a shared directory from one name to the other; directory inodes are
- * therefore also the only ones that know their parent.
+ * therefore also the only ones that truly know their parent.  (A file or
+ * symlink inode remembers the directory, and the position in it, it was
+ * first met in: only a hint, for prefetching its neighbours.)
  *
  * Collisions.  Two live inodes whose 63-bit numbers collide (odds about
  * n^2 / 2^64 for n live inodes) are separated by linear probing to the next
@@ -229,7 +231,7 @@ static void table_maybe_grow(struct casfs_fs *fs)
 }
 
 struct fs_inode *fs_inode_for_node(struct casfs_fs *fs, const uint8_t parent_key[FS_KEY_LEN],
-				   uint64_t parent_ino, const struct casfs_node *n)
+				   uint64_t parent_ino, size_t index, const struct casfs_node *n)
 {
 	uint8_t key[FS_KEY_LEN];
 	fs_key_of_node(parent_key, n, key);
@@ -250,6 +252,7 @@ struct fs_inode *fs_inode_for_node(struct casfs_fs *fs, const uint8_t parent_key
 	memcpy(i->key, key, FS_KEY_LEN);
 	i->type = n->type;
 	i->parent_ino = parent_ino;
+	i->index = index < FS_NO_INDEX ? (uint32_t)index : FS_NO_INDEX;
 	if (n->type == CASFS_NODE_SYMLINK) {
 		i->target = malloc(n->target_len + 1);
 		if (!i->target) {
@@ -288,8 +291,8 @@ void fs_inode_maybe_free(struct casfs_fs *fs, struct fs_inode *i)
 	inode_destroy(i);
 }
 
-const struct casfs_node *fs_entries_find(const struct casfs_node *const *entries, size_t n,
-					 const char *name, size_t name_len)
+size_t fs_entries_find(const struct casfs_node *const *entries, size_t n, const char *name,
+		       size_t name_len)
 {
 	size_t lo = 0, hi = n;
 	while (lo < hi) {
@@ -297,13 +300,13 @@ const struct casfs_node *fs_entries_find(const struct casfs_node *const *entries
 		const struct casfs_node *e = entries[mid];
 		int c = casfs_name_cmp(e->name, e->name_len, name, name_len);
 		if (c == 0)
-			return e;
+			return mid;
 		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return NULL;
+	return n;
 }
 
 /* Merge the three sorted lists of a Directory into one sorted array. */

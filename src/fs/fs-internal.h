@@ -10,6 +10,9 @@
 
 /* The identity of a node (see the design note in fs-inode.c). */
 #define FS_KEY_LEN 32
+/* fs_inode.index of a node met outside a directory's entries (the root's
+ * store paths). */
+#define FS_NO_INDEX UINT32_MAX
 
 struct fs_inode {
 	uint64_t ino;
@@ -24,7 +27,13 @@ struct fs_inode {
 	bool executable;
 	char *target;                 /* symlink: owned */
 	size_t target_len;
-	uint64_t parent_ino;          /* directory: for ".." */
+	uint64_t parent_ino;          /* directory: for ".."; others: a hint */
+	/* Files and symlinks: the position in parent_ino's entries where this
+	 * inode was first met (FS_NO_INDEX if none): for prefetching. */
+	uint32_t index;
+	/* Directories: the entries before this one were handed to the
+	 * prefetcher already (fs-prefetch.c). */
+	uint32_t prefetch_next;
 
 	/* Directory contents, once fetched: the message and its entries merged
 	 * into one bytewise-sorted array of pointers into it.  Immutable once
@@ -71,6 +80,25 @@ struct fs_filecache {
 	struct casfs_fs_file *lru_head, *lru_tail; /* most recently used first */
 };
 
+/* The prefetcher (fs-prefetch.c): blobs waiting to be opened and checked
+ * in a ring, and the threads that do it. */
+struct fs_prefetch_job {
+	uint8_t digest[CASFS_B3_LEN];
+	uint64_t size;
+};
+
+struct fs_prefetch {
+	pthread_mutex_t lock;
+	pthread_cond_t work;   /* a job was queued, or stop */
+	pthread_cond_t idle;   /* nothing queued or running any more */
+	pthread_t *threads;
+	size_t n_threads;      /* 0: prefetching is off */
+	struct fs_prefetch_job *ring;
+	size_t head, len;      /* jobs ring[head .. head + len) modulo the size */
+	size_t running;        /* jobs taken and not finished */
+	bool stop;
+};
+
 struct casfs_fs {
 	struct casfs_store *store; /* borrowed */
 	struct casfs_fs_options opts;
@@ -91,6 +119,9 @@ struct casfs_fs {
 
 	/* Open blobs for reads by inode (fs-filecache.c); own lock. */
 	struct fs_filecache files;
+
+	/* Small files read ahead of the reader (fs-prefetch.c); own lock. */
+	struct fs_prefetch prefetch;
 
 	/* PathInfo records the root listing found damaged and logged, by
 	 * digest (zero-padded), so each is logged once (fs-root.c); own lock. */
@@ -126,30 +157,32 @@ void fs_table_release(struct casfs_fs *fs);
 struct fs_inode *fs_inode_get(struct casfs_fs *fs, uint64_t ino);
 /* Count `n` more units in fs->held. */
 void fs_held_add(struct casfs_fs *fs, size_t n);
-/* The live inode for node `n` under the directory with key `parent_key`
- * and number `parent_ino`, created (with no lookups and no pins) if
- * needed.  NULL on OOM. */
+/* The live inode for node `n`, entry `index` (or FS_NO_INDEX) of the
+ * directory with key `parent_key` and number `parent_ino`, created (with
+ * no lookups and no pins) if needed.  NULL on OOM. */
 struct fs_inode *fs_inode_for_node(struct casfs_fs *fs, const uint8_t parent_key[FS_KEY_LEN],
-				   uint64_t parent_ino, const struct casfs_node *n);
+				   uint64_t parent_ino, size_t index, const struct casfs_node *n);
 /* Free the inode if nothing references it any more. */
 void fs_inode_maybe_free(struct casfs_fs *fs, struct fs_inode *i);
 
 /* Fill a directory inode's contents from the DirectoryService if not done
  * yet.  Call WITHOUT the lock, with the inode pinned. */
 int fs_inode_populate(struct casfs_fs *fs, struct fs_inode *i);
-/* Binary search in a sorted entry array; NULL if absent. */
-const struct casfs_node *fs_entries_find(const struct casfs_node *const *entries, size_t n,
-					 const char *name, size_t name_len);
+/* Binary search in a sorted entry array: the index, or n if absent. */
+size_t fs_entries_find(const struct casfs_node *const *entries, size_t n, const char *name,
+		       size_t name_len);
 
 /* A root entry name must be a store path basename: its digest, or
  * -ENOENT. */
 int fs_parse_basename(const char *name, uint8_t ret[CASFS_STORE_DIGEST_LEN]);
 
-/* Hand directory entry `e` of `d` to cb with `next` as the offset after it
- * (counting one lookup with `plus`, as casfs_fs_readdir() says).  0 if cb
- * took it, 1 if it refused it ("buffer full"), -ENOMEM. */
-int fs_dir_emit(struct casfs_fs *fs, const struct casfs_fs_dir *d, const struct casfs_node *e,
-		bool plus, uint64_t next, casfs_fs_dirent_cb cb, void *userdata);
+/* Hand directory entry `e` of `d` (its entry `index`, or FS_NO_INDEX for
+ * the root) to cb with `next` as the offset after it (counting one lookup
+ * with `plus`, as casfs_fs_readdir() says).  0 if cb took it, 1 if it
+ * refused it ("buffer full"), -ENOMEM. */
+int fs_dir_emit(struct casfs_fs *fs, const struct casfs_fs_dir *d, size_t index,
+		const struct casfs_node *e, bool plus, uint64_t next, casfs_fs_dirent_cb cb,
+		void *userdata);
 
 /* The root listing (fs-root.c): a cursor and one page of at most
  * opts.root_page entries.  new: -ENOMEM.  readdir: entries from `offset`
@@ -175,3 +208,19 @@ void fs_file_free(struct casfs_fs_file *f);
 /* The file cache (fs-filecache.c).  `cap` 0 means the default. */
 int fs_filecache_init(struct fs_filecache *c, size_t cap);
 void fs_filecache_release(struct fs_filecache *c);
+/* casfs_fs_file_get() by content: blob `digest` of `size` bytes. */
+int fs_filecache_get(struct casfs_fs *fs, const uint8_t digest[CASFS_B3_LEN], uint64_t size,
+		     struct casfs_fs_file **ret);
+
+/* The prefetcher (fs-prefetch.c).  start: opts.prefetch_threads threads
+ * (none if 0), -ENOMEM or -errno (then with none, still to be stopped).
+ * stop: joins them, dropping what is queued; call before the file cache
+ * is released.  siblings: file inode
+ * `ino` of `size` bytes is being read; if it is small, queue the small
+ * files after it in the directory it was met in, unless queued already
+ * (never blocks on I/O). */
+int fs_prefetch_start(struct casfs_fs *fs);
+void fs_prefetch_stop(struct casfs_fs *fs);
+void fs_prefetch_siblings(struct casfs_fs *fs, uint64_t ino, uint64_t size);
+/* Wait until nothing is queued or running (for tests). */
+void fs_prefetch_wait_idle(struct casfs_fs *fs);

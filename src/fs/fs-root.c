@@ -258,7 +258,7 @@ int fs_root_readdir(struct casfs_fs *fs, struct casfs_fs_dir *d, uint64_t offset
 		for (size_t i = first_after(l, start); i < l->n; i++) {
 			const struct root_entry *e = &l->page[i];
 			uint64_t next = offset_after(e->digest);
-			int r = fs_dir_emit(fs, d, &e->node, plus, next, cb, userdata);
+			int r = fs_dir_emit(fs, d, FS_NO_INDEX, &e->node, plus, next, cb, userdata);
 			if (r != 0)
 				return r < 0 ? r : 0;
 			l->have_cursor = true;

@@ -40,6 +40,11 @@ int casfs_fs_new(struct casfs_store *store, const struct casfs_fs_options *opts,
 	fs->root.type = CASFS_NODE_DIRECTORY;
 	fs->root.parent_ino = CASFS_FS_ROOT_INO;
 	fs->root.pins = 1;
+	int r = fs_prefetch_start(fs);
+	if (r < 0) {
+		casfs_fs_free(fs);
+		return r;
+	}
 	*ret = fs;
 	return 0;
 }
@@ -48,6 +53,7 @@ void casfs_fs_free(struct casfs_fs *fs)
 {
 	if (!fs)
 		return;
+	fs_prefetch_stop(fs); /* its threads hold cached files */
 	fs_filecache_release(&fs->files);
 	fs_table_release(fs);
 	casfs_keyset_release(&fs->verified);
@@ -113,7 +119,7 @@ static int lookup_root(struct casfs_fs *fs, const char *name, struct stat *ret_a
 		return -EIO;
 	}
 	pthread_mutex_lock(&fs->lock);
-	i = fs_inode_for_node(fs, root_key, CASFS_FS_ROOT_INO, &pi.node);
+	i = fs_inode_for_node(fs, root_key, CASFS_FS_ROOT_INO, FS_NO_INDEX, &pi.node);
 	if (i) {
 		i->nlookup++;
 		fs_attr_of_inode(i, ret_attr);
@@ -165,12 +171,12 @@ int casfs_fs_lookup(struct casfs_fs *fs, uint64_t parent, const char *name, stru
 	int r = pin_directory(fs, parent, &p);
 	if (r < 0)
 		return r;
-	const struct casfs_node *e = fs_entries_find(p->entries, p->n_entries, name, strlen(name));
+	size_t k = fs_entries_find(p->entries, p->n_entries, name, strlen(name));
 	pthread_mutex_lock(&fs->lock);
-	if (!e) {
+	if (k == p->n_entries) {
 		r = -ENOENT;
 	} else {
-		struct fs_inode *c = fs_inode_for_node(fs, p->key, p->ino, e);
+		struct fs_inode *c = fs_inode_for_node(fs, p->key, p->ino, k, p->entries[k]);
 		if (!c) {
 			r = -ENOMEM;
 		} else {
@@ -296,8 +302,9 @@ int casfs_fs_opendir(struct casfs_fs *fs, uint64_t ino, struct casfs_fs_dir **re
 	return 0;
 }
 
-int fs_dir_emit(struct casfs_fs *fs, const struct casfs_fs_dir *d, const struct casfs_node *e,
-		bool plus, uint64_t next, casfs_fs_dirent_cb cb, void *userdata)
+int fs_dir_emit(struct casfs_fs *fs, const struct casfs_fs_dir *d, size_t index,
+		const struct casfs_node *e, bool plus, uint64_t next, casfs_fs_dirent_cb cb,
+		void *userdata)
 {
 	struct stat st;
 	if (!plus) {
@@ -308,7 +315,7 @@ int fs_dir_emit(struct casfs_fs *fs, const struct casfs_fs_dir *d, const struct 
 		return cb(userdata, e->name, &st, next) ? 1 : 0;
 	}
 	pthread_mutex_lock(&fs->lock);
-	struct fs_inode *c = fs_inode_for_node(fs, d->key, d->ino, e);
+	struct fs_inode *c = fs_inode_for_node(fs, d->key, d->ino, index, e);
 	if (!c) {
 		pthread_mutex_unlock(&fs->lock);
 		return -ENOMEM;
@@ -340,7 +347,7 @@ int casfs_fs_readdir(struct casfs_fs *fs, struct casfs_fs_dir *d, uint64_t offse
 			return fs_root_readdir(fs, d, k, plus, cb, userdata);
 		if (k - 2 >= d->n_entries)
 			return 0;
-		int r = fs_dir_emit(fs, d, d->entries[k - 2], plus, k + 1, cb, userdata);
+		int r = fs_dir_emit(fs, d, k - 2, d->entries[k - 2], plus, k + 1, cb, userdata);
 		if (r != 0)
 			return r < 0 ? r : 0;
 	}

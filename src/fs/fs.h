@@ -64,6 +64,10 @@ struct casfs_fs_options {
 	/* Open blobs kept by casfs_fs_file_get() once unused (file
 	 * descriptors, with the local store); 0 means 256. */
 	size_t max_open_files;
+	/* Threads that read small files ahead of a reader walking a
+	 * directory (fs-prefetch.c): when a file of 64 KiB or less is read,
+	 * the small files after it are opened and checked.  0: none. */
+	size_t prefetch_threads;
 	/* Called with one line (no newline) from any thread; may be NULL. */
 	void (*log)(void *userdata, enum casfs_fs_log_level level, const char *msg);
 	void *log_userdata;

@@ -27,19 +27,24 @@
 #define EXIT_USAGE 2
 /* libfuse's max_threads when --threads is not given. */
 #define LIBFUSE_DEFAULT_THREADS 10
+/* Threads reading small files ahead (--prefetch) when not given. */
+#define DEFAULT_PREFETCH_THREADS 8
 /* Store reads in flight beyond one per FUSE worker: the CLI and other
  * processes sharing the store (store.h, CASFS_STORE_READERS). */
 #define READER_HEADROOM 64
 
 static const char usage[] =
 	"usage: casfs mount MOUNTPOINT [--store URL] [--list-root] [--threads N]\n"
-	"                   [--allow-other] [--background] [--no-verify] [-o OPTS] [-v]\n"
+	"                   [--prefetch N] [--allow-other] [--background] [--no-verify]\n"
+	"                   [-o OPTS] [-v]\n"
 	"\n"
 	"Mount the store read-only on MOUNTPOINT; store paths appear by basename.\n"
 	"\n"
 	"  --store URL     the store (default: the embedded default store)\n"
 	"  --list-root     allow listing the root (lists every store path)\n"
 	"  --threads N     serve with at most N threads (default: libfuse's, 10)\n"
+	"  --prefetch N    read small files ahead of a reader walking a directory\n"
+	"                  with N threads (default 8; 0: off)\n"
 	"  --allow-other   let other users access the mount (FUSE allow_other)\n"
 	"  --background    return once mounted, keep serving in the background\n"
 	"  --no-verify     serve blobs without re-hashing them first\n"
@@ -54,6 +59,7 @@ struct mount_opts {
 	const char *fuse_opts;
 	bool list_root, allow_other, background, no_verify;
 	unsigned threads;
+	unsigned prefetch; /* threads, plus one: 0 means the default */
 	int verbose;
 };
 
@@ -84,15 +90,28 @@ static int usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+/* A decimal number from lo to hi, nothing else. */
+static bool parse_count(const char *s, unsigned long lo, unsigned long hi, unsigned long *ret)
+{
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(s, &end, 10);
+	if (errno || *end || end == s || s[0] == '-' || n < lo || n > hi)
+		return false;
+	*ret = n;
+	return true;
+}
+
 /* 0 to go on, or an exit status (-1 for "--help printed, exit 0"). */
 static int parse_args(int argc, char **argv, struct mount_opts *o)
 {
-	enum { OPT_STORE = 256, OPT_LIST_ROOT, OPT_THREADS, OPT_ALLOW_OTHER, OPT_BACKGROUND,
-	       OPT_NO_VERIFY };
+	enum { OPT_STORE = 256, OPT_LIST_ROOT, OPT_THREADS, OPT_PREFETCH, OPT_ALLOW_OTHER,
+	       OPT_BACKGROUND, OPT_NO_VERIFY };
 	static const struct option longopts[] = {
 		{ "store", required_argument, NULL, OPT_STORE },
 		{ "list-root", no_argument, NULL, OPT_LIST_ROOT },
 		{ "threads", required_argument, NULL, OPT_THREADS },
+		{ "prefetch", required_argument, NULL, OPT_PREFETCH },
 		{ "allow-other", no_argument, NULL, OPT_ALLOW_OTHER },
 		{ "background", no_argument, NULL, OPT_BACKGROUND },
 		{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
@@ -114,13 +133,19 @@ static int parse_args(int argc, char **argv, struct mount_opts *o)
 			o->list_root = true;
 			break;
 		case OPT_THREADS: {
-			char *end;
-			errno = 0;
-			unsigned long n = strtoul(optarg, &end, 10);
-			if (errno || *end || end == optarg || n < 1 || n > 1024 || optarg[0] == '-')
+			unsigned long n;
+			if (!parse_count(optarg, 1, 1024, &n))
 				return usage_error("--threads wants a number from 1 to 1024, not '%s'",
 						   optarg);
 			o->threads = (unsigned)n;
+			break;
+		}
+		case OPT_PREFETCH: {
+			unsigned long n;
+			if (!parse_count(optarg, 0, 64, &n))
+				return usage_error("--prefetch wants a number from 0 to 64, not '%s'",
+						   optarg);
+			o->prefetch = (unsigned)n + 1;
 			break;
 		}
 		case OPT_ALLOW_OTHER:
@@ -278,8 +303,11 @@ static int serve(struct mount_opts *o, int ready_fd, struct failure *f)
 	struct casfs_error err = { 0 };
 	struct casfs_store *store = NULL;
 	/* A request runs at most one store read at a time, on its worker
-	 * thread, so the workers bound the reads in flight. */
-	unsigned readers = (o->threads ? o->threads : LIBFUSE_DEFAULT_THREADS) + READER_HEADROOM;
+	 * thread, and so does a prefetch thread: they bound the reads in
+	 * flight. */
+	unsigned prefetch = o->prefetch ? o->prefetch - 1 : DEFAULT_PREFETCH_THREADS;
+	unsigned readers = (o->threads ? o->threads : LIBFUSE_DEFAULT_THREADS) + prefetch +
+			   READER_HEADROOM;
 	readers = MAX(readers, (unsigned)CASFS_STORE_DEFAULT_READERS);
 	int r = casfs_store_open(o->store_url, CASFS_STORE_READONLY | CASFS_STORE_READERS(readers),
 				 &store, &err);
@@ -287,6 +315,7 @@ static int serve(struct mount_opts *o, int ready_fd, struct failure *f)
 		return fail(f, "cannot open store: %s", casfs_error_message(&err, r));
 
 	struct casfs_fs_options fo = { .list_root = o->list_root, .no_verify = o->no_verify,
+				       .prefetch_threads = prefetch,
 				       .log = log_line, .log_userdata = o };
 	struct casfs_fs *fs = NULL;
 	struct fuse_session *se = NULL;

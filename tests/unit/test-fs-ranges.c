@@ -2,9 +2,9 @@
  * blob of 5 outboard groups and 100 bytes, served through casfs_fs_read
  * and casfs_fs_file_check (as FUSE does before splicing).  Damage is made
  * in the blob file (or its outboard file) and each read is compared with
- * the bytes put in.  A counting wrapper around the BlobService (reads go
- * through it: it hides the file descriptor) tells how many bytes a read
- * made the core fetch.  The export (nar, cat) is tested here too, on the
+ * the bytes put in.  A spy in front of the BlobService (test-spy-blobs.h;
+ * reads go through it: it hides the file descriptor) tells how many bytes
+ * a read made the core fetch.  The export (nar, cat) is tested here too, on the
  * path that reads the blob (no file descriptor, so no mapping). */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,89 +21,12 @@
 #include "fs/fs.h"
 #include "store/export.h"
 #include "store/store.h"
+#include "test-spy-blobs.h"
 #include "test.h"
 
 #define G CASFS_OUTBOARD_GROUP_LEN
 #define SIZE (5 * G + 100)
 #define GROUPS 6
-
-/* Counting: readers without a file descriptor, bytes read counted. */
-struct counting {
-	struct casfs_blob_service base;
-	struct casfs_blob_service *inner;
-	uint64_t bytes; /* atomic */
-};
-struct counting_reader {
-	struct casfs_blob_reader base;
-	struct casfs_blob_reader *inner;
-	struct counting *service;
-};
-
-static ssize_t cr_pread(struct casfs_blob_reader *r, void *buf, size_t len, uint64_t off)
-{
-	struct counting_reader *c = (struct counting_reader *)r;
-	ssize_t n = casfs_blob_reader_pread(c->inner, buf, len, off);
-	if (n > 0)
-		__atomic_add_fetch(&c->service->bytes, (uint64_t)n, __ATOMIC_RELAXED);
-	return n;
-}
-static void cr_close(struct casfs_blob_reader *r)
-{
-	casfs_blob_reader_close(((struct counting_reader *)r)->inner);
-	free(r);
-}
-static const struct casfs_blob_reader_ops cr_ops = { .pread = cr_pread, .close = cr_close };
-
-static struct casfs_blob_service *inner_of(struct casfs_blob_service *s)
-{
-	return ((struct counting *)s)->inner;
-}
-static int c_stat(struct casfs_blob_service *s, const uint8_t d[CASFS_B3_LEN], uint64_t *sz)
-{
-	return casfs_blob_stat(inner_of(s), d, sz);
-}
-static int c_open(struct casfs_blob_service *s, const uint8_t d[CASFS_B3_LEN],
-		  struct casfs_blob_reader **ret)
-{
-	struct casfs_blob_reader *in;
-	int r = casfs_blob_open(inner_of(s), d, &in);
-	if (r < 0)
-		return r;
-	struct counting_reader *c = calloc(1, sizeof(*c));
-	if (!c) {
-		casfs_blob_reader_close(in);
-		return -ENOMEM;
-	}
-	c->base = (struct casfs_blob_reader){ .ops = &cr_ops, .size = in->size };
-	memcpy(c->base.digest, in->digest, CASFS_B3_LEN);
-	c->inner = in;
-	c->service = (struct counting *)s;
-	*ret = &c->base;
-	return 0;
-}
-static int c_create(struct casfs_blob_service *s, struct casfs_blob_writer **ret)
-{
-	return casfs_blob_create(inner_of(s), ret);
-}
-static int c_ob_get(struct casfs_blob_service *s, const uint8_t d[CASFS_B3_LEN], uint8_t **ret,
-		    size_t *len)
-{
-	return inner_of(s)->ops->outboard_get(inner_of(s), d, ret, len);
-}
-static int c_ob_put(struct casfs_blob_service *s, const uint8_t d[CASFS_B3_LEN],
-		    const struct casfs_outboard *ob, bool replace)
-{
-	return inner_of(s)->ops->outboard_put(inner_of(s), d, ob, replace);
-}
-static void c_free(struct casfs_blob_service *s)
-{
-	casfs_blob_service_free(inner_of(s));
-	free(s);
-}
-static const struct casfs_blob_service_ops counting_ops = {
-	.name = "counting", .stat = c_stat, .open = c_open, .create = c_create,
-	.outboard_get = c_ob_get, .outboard_put = c_ob_put, .free = c_free,
-};
 
 struct fixture {
 	char tmp[64], dir[96], blob_path[256], ob_path[256];
@@ -113,7 +36,7 @@ struct fixture {
 	char name[64];
 	uint8_t sp_digest[CASFS_STORE_DIGEST_LEN];
 	struct casfs_store *store;
-	struct counting *counting;
+	struct spy_blobs *spy; /* readers without a file descriptor */
 	struct casfs_fs *fs;
 	uint64_t ino;
 	char log[4096];
@@ -143,13 +66,7 @@ static int store_open(struct fixture *f, unsigned flags)
 		printf("  open: %s\n", casfs_error_message(&err, r));
 		return r;
 	}
-	f->counting = calloc(1, sizeof(*f->counting));
-	if (!f->counting)
-		return -ENOMEM;
-	f->counting->base.ops = &counting_ops;
-	f->counting->inner = f->store->blobs;
-	f->store->blobs = &f->counting->base;
-	return 0;
+	return (f->spy = spy_wrap(f->store)) ? 0 : -ENOMEM;
 }
 
 /* A fresh fs (nothing checked yet) with the file looked up. */
@@ -268,12 +185,12 @@ TEST(good_blob_reads_everywhere_and_fetches_only_what_is_asked)
 	CHECK_EQ_INT(fs_start(&f), 0);
 	/* Opening fetches no content (the outboard is not a blob read); a
 	 * 4 KiB read fetches its one group, once. */
-	f.counting->bytes = 0;
+	spy_reset(f.spy);
 	CHECK_EQ_INT(read_range(&f, 3 * G + 100, 4096), 4096);
-	CHECK_EQ_INT(f.counting->bytes, G + 4096); /* the check, then the read */
-	f.counting->bytes = 0;
+	CHECK_EQ_INT(spy_bytes(f.spy), G + 4096); /* the check, then the read */
+	spy_reset(f.spy);
 	CHECK_EQ_INT(read_range(&f, 3 * G + 8000, 4096), 4096);
-	CHECK_EQ_INT(f.counting->bytes, 4096); /* checked already */
+	CHECK_EQ_INT(spy_bytes(f.spy), 4096); /* checked already */
 	/* A read across a boundary checks both groups, the last group is short. */
 	CHECK_EQ_INT(read_range(&f, 2 * G - 10, 20), 20);
 	CHECK_EQ_INT(read_range(&f, 5 * G, 1000), 100);
@@ -348,9 +265,9 @@ TEST(missing_outboard_is_built_from_a_good_blob_and_stored_again)
 	CHECK_EQ_INT(fixture_init(&f), 0);
 	CHECK_EQ_INT(unlink(f.ob_path), 0);
 	CHECK_EQ_INT(fs_start(&f), 0);
-	f.counting->bytes = 0;
+	spy_reset(f.spy);
 	CHECK_EQ_INT(read_range(&f, G, 10), 10);
-	CHECK(f.counting->bytes >= SIZE); /* built: the whole blob hashed */
+	CHECK(spy_bytes(f.spy) >= SIZE); /* built: the whole blob hashed */
 	CHECK_EQ_INT(access(f.ob_path, F_OK), 0); /* a writable store keeps it */
 	CHECK_EQ_INT(read_range(&f, 0, SIZE), SIZE);
 	fs_stop(&f);
@@ -496,11 +413,11 @@ TEST(export_without_mapping_hands_out_only_checked_slices)
 
 	struct casfs_buf out = CASFS_BUF_INIT;
 	struct casfs_error err = { 0 };
-	f.counting->bytes = 0;
+	spy_reset(f.spy);
 	CHECK_EQ_INT(casfs_export_file(f.store, &n, collect, &out, &err), 0);
 	CHECK_EQ_INT(out.len, size);
 	CHECK(memcmp(out.data, data, size) == 0);
-	CHECK_EQ_INT(f.counting->bytes, size); /* read once: checked and handed out */
+	CHECK_EQ_INT(spy_bytes(f.spy), size); /* read once: checked and handed out */
 	/* Damage in each slice stops the export before that slice. */
 	const uint64_t at[] = { 5, SLICE + 3 * G + 5, 2 * SLICE, size - 1 };
 	for (size_t k = 0; k < ARRAY_SIZE(at); k++) {

@@ -28,6 +28,7 @@
 #include "fs/fs.h"
 #include "store/store.h"
 #include "test-lmdb.h"
+#include "test-spy-blobs.h"
 #include "test.h"
 
 #define HELLO "hello world\n"
@@ -35,82 +36,8 @@
 #define EMPTY_B3 "b3:rxNJufX5oaagQE3qNtzJSZvLJcmtwRK3zJqTyuQfMmI="
 #define SCRIPT "#!/bin/sh\necho hi\n"
 
-/* Fault injection: a BlobService that serves one blob with its first byte
- * flipped (same size, same claimed digest), and counts the bytes read
- * through every reader. */
-struct evil_blobs {
-	struct casfs_blob_service base;
-	struct casfs_blob_service *inner;
-	uint8_t victim[CASFS_B3_LEN];
-	uint64_t bytes_read; /* atomic */
-	uint64_t opens;      /* atomic */
-};
-struct evil_reader {
-	struct casfs_blob_reader base;
-	struct casfs_blob_reader *inner;
-	struct evil_blobs *service;
-	bool corrupt;
-};
-
-static ssize_t evil_pread(struct casfs_blob_reader *r, void *buf, size_t len, uint64_t off)
-{
-	struct evil_reader *e = (struct evil_reader *)r;
-	ssize_t n = casfs_blob_reader_pread(e->inner, buf, len, off);
-	if (n > 0)
-		__atomic_add_fetch(&e->service->bytes_read, (uint64_t)n, __ATOMIC_RELAXED);
-	if (n > 0 && off == 0 && e->corrupt)
-		((uint8_t *)buf)[0] ^= 0x20;
-	return n;
-}
-static void evil_rclose(struct casfs_blob_reader *r)
-{
-	struct evil_reader *e = (struct evil_reader *)r;
-	casfs_blob_reader_close(e->inner);
-	free(e);
-}
-static const struct casfs_blob_reader_ops evil_reader_ops = {
-	.pread = evil_pread, .fd = NULL, .close = evil_rclose,
-};
-
-static int evil_stat(struct casfs_blob_service *s, const uint8_t d[CASFS_B3_LEN], uint64_t *sz)
-{
-	return casfs_blob_stat(((struct evil_blobs *)s)->inner, d, sz);
-}
-static int evil_open(struct casfs_blob_service *s, const uint8_t d[CASFS_B3_LEN],
-		     struct casfs_blob_reader **ret)
-{
-	struct evil_blobs *e = (struct evil_blobs *)s;
-	struct casfs_blob_reader *r;
-	__atomic_add_fetch(&e->opens, 1, __ATOMIC_RELAXED);
-	int k = casfs_blob_open(e->inner, d, &r);
-	if (k < 0)
-		return k;
-	struct evil_reader *er = calloc(1, sizeof(*er));
-	if (!er) {
-		casfs_blob_reader_close(r);
-		return -ENOMEM;
-	}
-	er->base = *r;
-	er->base.ops = &evil_reader_ops;
-	er->inner = r;
-	er->service = e;
-	er->corrupt = memcmp(d, e->victim, CASFS_B3_LEN) == 0;
-	*ret = &er->base;
-	return 0;
-}
-static int evil_create(struct casfs_blob_service *s, struct casfs_blob_writer **ret)
-{
-	return casfs_blob_create(((struct evil_blobs *)s)->inner, ret);
-}
-static void evil_free(struct casfs_blob_service *s)
-{
-	casfs_blob_service_free(((struct evil_blobs *)s)->inner);
-	free(s);
-}
-static const struct casfs_blob_service_ops evil_ops = {
-	.name = "evil", .stat = evil_stat, .open = evil_open, .create = evil_create,
-	.free = evil_free,
-};
+/* Fault injection: blob `bad` is served with its first byte flipped by a
+ * spy (test-spy-blobs.h), which also counts the bytes read and the opens. */
 
 /* The fixture. */
 struct fixture {
@@ -121,7 +48,7 @@ struct fixture {
 	uint8_t big[1500];
 	char log[1024];
 	int n_log;
-	struct evil_blobs *evil;
+	struct spy_blobs *spy;
 };
 
 static void basename_for(struct fixture *f, int k, const char *name)
@@ -231,12 +158,9 @@ static int fixture_init(struct fixture *f)
 		return r;
 
 	/* From now on, blob `bad` is served corrupted. */
-	struct evil_blobs *e = calloc(1, sizeof(*e));
-	e->base.ops = &evil_ops;
-	e->inner = f->store->blobs;
-	memcpy(e->victim, bad_blob, CASFS_B3_LEN);
-	f->store->blobs = &e->base;
-	f->evil = e;
+	if (!(f->spy = spy_wrap(f->store)))
+		return -ENOMEM;
+	spy_set_victim(f->spy, bad_blob);
 	return 0;
 }
 
@@ -689,7 +613,7 @@ TEST(no_verify_serves_unverified)
 
 static uint64_t bytes_read(struct fixture *f)
 {
-	return __atomic_load_n(&f->evil->bytes_read, __ATOMIC_RELAXED);
+	return spy_bytes(f->spy);
 }
 
 TEST(verified_once_per_mount)
@@ -895,7 +819,7 @@ TEST(concurrent_use)
 
 static uint64_t opens(struct fixture *f)
 {
-	return __atomic_load_n(&f->evil->opens, __ATOMIC_RELAXED);
+	return spy_opens(f->spy);
 }
 
 static struct casfs_fs *fixture_fs_cap(struct fixture *f, size_t max_open_files)
