@@ -151,24 +151,38 @@ walk() { find "$1/tree" -printf '%p %y %m %s %l\n' >/dev/null; }
 # GNU tar skips reading file contents when the archive is /dev/null.
 tar_all() { tar -C "$1" -cf - tree | cat >/dev/null; }
 
-# nsecs MODE TARGET CMD: median nanoseconds of REPS runs.  MODE: cold
-# (fresh daemon, caches dropped), kept (caches dropped, same daemon) or
-# warm.
-nsecs() {
-	local mode=$1 t=$2 cmd=$3 a b n=$REPS
-	[ "$mode" = warm ] && $cmd "${root[$t]}" && n=$WARM_REPS
+# measure MODE CMD: the median nanoseconds of REPS runs of CMD on each
+# target into ns[TARGET].  The targets take turns run by run (native,
+# squashfuse, casfs, native, ...), so that the disk's own drift on a
+# shared machine (a factor of two within a minute here) weighs on each of
+# them alike.  MODE: cold (fresh daemon, caches dropped), kept (caches
+# dropped, same daemon) or warm (after one untimed run each).
+declare -A ns
+measure() {
+	local mode=$1 cmd=$2 n=$REPS t a b
+	local -A runs=()
+	if [ "$mode" = warm ]; then
+		n=$WARM_REPS
+		for t in "${targets[@]}"; do $cmd "${root[$t]}"; done
+	fi
 	for _ in $(seq "$n"); do
-		[ "$mode" = cold ] && remount "$t" >/dev/null
-		[ "$mode" != warm ] && drop_caches
-		a=$(now)
-		$cmd "${root[$t]}"
-		b=$(now)
-		echo $((b - a))
-	done | median
+		for t in "${targets[@]}"; do
+			[ "$mode" = cold ] && remount "$t" >/dev/null
+			[ "$mode" != warm ] && drop_caches
+			a=$(now)
+			$cmd "${root[$t]}"
+			b=$(now)
+			runs[$t]+="$((b - a)) "
+		done
+	done
+	for t in "${targets[@]}"; do
+		# shellcheck disable=SC2086 # one number per word
+		ns[$t]=$(printf '%s\n' ${runs[$t]} | median)
+	done
 }
-# secs MODE TARGET CMD: the same in seconds (3 decimals); msecs: in ms (1)
-secs() { echo "scale=3; $(nsecs "$@") / 1000000000" | bc | sed 's/^\./0./'; }
-msecs() { echo "scale=1; $(nsecs "$@") / 1000000" | bc | sed 's/^\./0./'; }
+# secs NS: nanoseconds in seconds (3 decimals); msecs: in ms (1)
+secs() { echo "scale=3; $1 / 1000000000" | bc | sed 's/^\./0./'; }
+msecs() { echo "scale=1; $1 / 1000000" | bc | sed 's/^\./0./'; }
 # fio_iops TARGET: median IOPS of 4 KiB random reads, warm
 fio_iops() {
 	local f=${root[$1]}/big/random-1g
@@ -186,14 +200,15 @@ rows=()
 row() { rows+=("$1|$2|$3|$4"); }
 mbps() { if [ "$(echo "$1 == 0" | bc)" -eq 1 ]; then echo 0; else echo "scale=0; $BENCH_BIG_MB / $1" | bc; fi; }
 
+measure cold first4k
 for t in "${targets[@]}"; do
-	val[first4k,$t]=$(msecs cold "$t" first4k)
+	val[first4k,$t]=$(msecs "${ns[$t]}")
 done
 row first4k "first 4 KiB of a $big file, cold" ms lower
 for mode in cold kept warm; do
+	measure "$mode" seq_read
 	for t in "${targets[@]}"; do
-		s=$(secs "$mode" "$t" seq_read)
-		val[seq-$mode,$t]=$(mbps "$s")
+		val[seq-$mode,$t]=$(mbps "$(secs "${ns[$t]}")")
 	done
 	case $mode in
 	kept) row "seq-$mode" "sequential read $big, cold*" "MB/s" higher ;;
@@ -206,8 +221,9 @@ done
 row fio "fio randread 4 KiB psync, warm" "IOPS" higher
 for cmd in walk tar_all; do
 	for mode in cold warm; do
+		measure "$mode" "$cmd"
 		for t in "${targets[@]}"; do
-			val[$cmd-$mode,$t]=$(secs "$mode" "$t" "$cmd")
+			val[$cmd-$mode,$t]=$(secs "${ns[$t]}")
 		done
 		case $cmd in
 		walk) row "$cmd-$mode" "find -printf walk, $mode" s lower ;;
