@@ -387,6 +387,19 @@ mkdir -p "$TMP/m3"
 expect_error error-store "cannot open store" "$TMP/m3" --store "$TMP/no-store" --background
 "$CASFS" mount >/dev/null 2>&1
 check_eq usage-exit "$?" 2
+# Bad numbers for --threads and --prefetch: exit 2, one line naming the option.
+for bad in "--threads 0" "--threads 1025" "--threads x" "--prefetch 65" "--prefetch -1" "--prefetch 3x"; do
+	# shellcheck disable=SC2086 # option and value
+	"$CASFS" mount "$TMP/m3" $bad >"$TMP/usage.out" 2>"$TMP/usage.err"
+	rc=$?
+	opt=${bad%% *}
+	if [ "$rc" -eq 2 ] && grep -q -- "^casfs mount: $opt wants a number" "$TMP/usage.err" && [ ! -s "$TMP/usage.out" ] &&
+		! mountpoint -q "$TMP/m3"; then
+		pass "usage-bad-number $bad"
+	else
+		fail "usage-bad-number $bad" "exit $rc: $(head -2 "$TMP/usage.err" | tr '\n' '|')"
+	fi
+done
 "$CASFS" mount --help >/dev/null 2>&1
 check_eq help-exit "$?" 0
 unmount "$M" "$TMP/remount.log" || fail unmount-remount "daemon did not exit"
