@@ -77,21 +77,30 @@ int cmd_import(struct cli *c, int argc, char **argv)
 }
 
 static const char import_nar_help[] =
-	"usage: casfs import-nar NAME [FILE]\n"
+	"usage: casfs import-nar [--compression METHOD] NAME [FILE]\n"
 	"\n"
 	"Read a NAR from FILE (default: standard input) and add it as store path\n"
 	"NAME (a name, or a full /nix/store path whose hash must then match).\n"
-	"Prints the store path.\n";
+	"Prints the store path.\n"
+	"\n"
+	"  --compression METHOD  the NAR is compressed: none (default), xz, zstd,\n"
+	"                        bzip2 (as a binary cache's nar/ files are)\n";
 
 int cmd_import_nar(struct cli *c, int argc, char **argv)
 {
+	const char *method = NULL;
+	const struct cli_flag flags[] = { { "--compression", NULL, &method }, { NULL, NULL, NULL } };
 	struct cli_args a;
-	int r = cli_args_parse(c, argc, argv, NULL, import_nar_help, &a);
+	int r = cli_args_parse(c, argc, argv, flags, import_nar_help, &a);
 	_cleanup_free_ char **pos = a.pos;
 	if (r < 0)
 		return cli_args_exit(r);
 	if (a.n_pos < 1 || a.n_pos > 2)
 		return cli_usage_error(c, "expected NAME [FILE]");
+	struct casfs_import_options o = { 0 };
+	struct casfs_error perr = { 0 };
+	if (method && casfs_compression_parse(method, &o.compression, &perr) < 0)
+		return cli_usage_error(c, "--compression: %s", perr.msg);
 	_cleanup_close_ int fd = -1;
 	if (a.n_pos == 2 && strcmp(a.pos[1], "-") != 0) {
 		fd = open(a.pos[1], O_RDONLY | O_CLOEXEC);
@@ -100,7 +109,6 @@ int cmd_import_nar(struct cli *c, int argc, char **argv)
 	}
 	if ((r = cli_open_store(c, CLI_STORE_WRITE)))
 		return r;
-	struct casfs_import_options o = { 0 };
 	set_progress(&o);
 	struct casfs_error err = { 0 };
 	struct casfs_import_result res;

@@ -16,7 +16,7 @@ static const char usage[] =
 	"\n"
 	"commands:\n"
 	"  import PATH...               add trees or files; print their store paths\n"
-	"  import-nar NAME [FILE]       add a NAR (stdin by default) as store path NAME\n"
+	"  import-nar NAME [FILE]       add a NAR (stdin by default, maybe compressed) as NAME\n"
 	"  nar STORE_PATH               write the store path's NAR to stdout\n"
 	"  path-info [--json] PATH...   show NAR hash and size, references, castore root\n"
 	"  ls STORE_PATH[/SUB]          list a directory inside a store path\n"

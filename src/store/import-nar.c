@@ -35,14 +35,39 @@ int casfs_import_register(struct casfs_store *s, struct casfs_node *root_taken,
 	return r;
 }
 
-struct nar_import {
+struct casfs_nar_import {
 	struct casfs_nar_reader *reader;
 	struct casfs_ingest *ingest;
-	uint8_t *buf;
 	const struct casfs_import_options *opts;
+	bool failed;
 };
 
-static int feed_event(struct nar_import *ni, const struct casfs_nar_event *ev,
+struct casfs_nar_import *casfs_nar_import_new(struct casfs_store *s,
+					      const struct casfs_import_options *opts)
+{
+	struct casfs_nar_import *ni = calloc(1, sizeof(*ni));
+	if (!ni)
+		return NULL;
+	ni->opts = opts;
+	ni->reader = casfs_nar_reader_new();
+	ni->ingest = casfs_ingest_new(s);
+	if (!ni->reader || !ni->ingest) {
+		casfs_nar_import_free(ni);
+		return NULL;
+	}
+	return ni;
+}
+
+void casfs_nar_import_free(struct casfs_nar_import *ni)
+{
+	if (!ni)
+		return;
+	casfs_nar_reader_free(ni->reader);
+	casfs_ingest_free(ni->ingest);
+	free(ni);
+}
+
+static int feed_event(struct casfs_nar_import *ni, const struct casfs_nar_event *ev,
 		      struct casfs_error *err)
 {
 	const char *name = ev->depth ? ev->name : NULL;
@@ -74,31 +99,89 @@ static int feed_event(struct nar_import *ni, const struct casfs_nar_event *ev,
 	}
 }
 
-/* Pull events until DONE and EOF; the NAR must end exactly at EOF. */
-static int read_nar(struct nar_import *ni, int fd, struct casfs_error *err)
+static int import_failed(struct casfs_nar_import *ni, int r, struct casfs_error *err)
 {
+	ni->failed = true;
+	return r == -EBADMSG ? casfs_error_prefix(err, r, "invalid NAR") : r;
+}
+
+int casfs_nar_import_feed(struct casfs_nar_import *ni, const void *p, size_t n,
+			  struct casfs_error *err)
+{
+	if (ni->failed)
+		return casfs_error_set(err, -EINVAL, "NAR import already failed");
+	if (n == 0)
+		return 0;
+	casfs_nar_reader_feed(ni->reader, p, n);
 	for (;;) {
 		struct casfs_nar_event ev;
 		int r = casfs_nar_reader_step(ni->reader, &ev, err);
 		if (r < 0)
-			return r;
-		if (ev.type == CASFS_NAR_NEED_DATA || ev.type == CASFS_NAR_DONE) {
-			ssize_t n;
-			do
-				n = read(fd, ni->buf, NAR_READ_CHUNK);
-			while (n < 0 && errno == EINTR);
-			if (n < 0)
-				return casfs_error_set(err, casfs_neg_errno(), "reading NAR: %s",
-						       strerror(errno));
-			if (n == 0)
-				return casfs_nar_reader_end(ni->reader, err);
-			casfs_nar_reader_feed(ni->reader, ni->buf, (size_t)n);
+			return import_failed(ni, r, err);
+		/* DONE: the rest of this buffer is checked by the next step
+		 * (trailing bytes are an error); otherwise it is consumed. */
+		if (ev.type == CASFS_NAR_NEED_DATA)
+			return 0;
+		if (ev.type == CASFS_NAR_DONE)
 			continue;
-		}
 		r = feed_event(ni, &ev, err);
 		if (r < 0)
-			return r;
+			return import_failed(ni, r, err);
 	}
+}
+
+int casfs_nar_import_end(struct casfs_nar_import *ni, uint8_t ret_sha256[CASFS_SHA256_LEN],
+			 uint64_t *ret_size, struct casfs_error *err)
+{
+	if (ni->failed)
+		return casfs_error_set(err, -EINVAL, "NAR import already failed");
+	int r = casfs_nar_reader_end(ni->reader, err);
+	if (r < 0)
+		return import_failed(ni, r, err);
+	casfs_nar_reader_result(ni->reader, ret_sha256, ret_size);
+	return 0;
+}
+
+int casfs_nar_import_finish(struct casfs_nar_import *ni, const char *root_name,
+			    struct casfs_node *ret, struct casfs_error *err)
+{
+	if (ni->failed)
+		return casfs_error_set(err, -EINVAL, "NAR import already failed");
+	return casfs_ingest_finish(ni->ingest, root_name, ret, err);
+}
+
+static int feed_sink(void *userdata, const void *p, size_t n, struct casfs_error *err)
+{
+	return casfs_nar_import_feed(userdata, p, n, err);
+}
+
+/* Read `fd` to EOF through a decompressor into the importer. */
+static int read_nar(struct casfs_nar_import *ni, int fd, enum casfs_compression c,
+		    uint8_t *buf, struct casfs_error *err)
+{
+	struct casfs_decompress *d = casfs_decompress_new(c);
+	if (!d)
+		return -ENOMEM;
+	int r;
+	for (;;) {
+		ssize_t n;
+		do
+			n = read(fd, buf, NAR_READ_CHUNK);
+		while (n < 0 && errno == EINTR);
+		if (n < 0) {
+			r = casfs_error_set(err, casfs_neg_errno(), "reading NAR: %s", strerror(errno));
+			break;
+		}
+		if (n == 0) {
+			r = casfs_decompress_finish(d, feed_sink, ni, NULL, NULL, err);
+			break;
+		}
+		r = casfs_decompress_feed(d, buf, (size_t)n, feed_sink, ni, err);
+		if (r < 0)
+			break;
+	}
+	casfs_decompress_free(d);
+	return r;
 }
 
 int casfs_import_nar(struct casfs_store *s, int fd, const char *name,
@@ -114,22 +197,18 @@ int casfs_import_nar(struct casfs_store *s, int fd, const char *name,
 		return r;
 	const char *plain = pinned ? want.name : name;
 
-	struct nar_import ni = { .opts = opts };
-	ni.reader = casfs_nar_reader_new();
-	ni.ingest = casfs_ingest_new(s);
-	ni.buf = malloc(NAR_READ_CHUNK);
-	if (!ni.reader || !ni.ingest || !ni.buf) {
-		r = -ENOMEM;
-		goto out;
-	}
-	r = read_nar(&ni, fd, err);
-	if (r < 0) {
-		casfs_error_prefix(err, r, "invalid NAR");
-		goto out;
-	}
+	_cleanup_free_ uint8_t *buf = malloc(NAR_READ_CHUNK);
+	struct casfs_nar_import *ni = casfs_nar_import_new(s, opts);
 	uint8_t sha[CASFS_SHA256_LEN];
 	uint64_t size;
-	casfs_nar_reader_result(ni.reader, sha, &size);
+	if (!ni || !buf)
+		r = -ENOMEM;
+	else
+		r = read_nar(ni, fd, opts ? opts->compression : CASFS_COMPRESSION_NONE, buf, err);
+	if (r >= 0)
+		r = casfs_nar_import_end(ni, sha, &size, err);
+	if (r < 0)
+		goto out;
 	struct casfs_store_path sp;
 	r = casfs_store_path_make_source(sha, plain, NULL, 0, &sp, err);
 	if (r < 0)
@@ -144,7 +223,7 @@ int casfs_import_nar(struct casfs_store *s, int fd, const char *name,
 	char base[CASFS_STORE_PATH_BASENAME_MAX + 1];
 	casfs_store_path_format_basename(&sp, base);
 	struct casfs_node root;
-	r = casfs_ingest_finish(ni.ingest, base, &root, err);
+	r = casfs_nar_import_finish(ni, base, &root, err);
 	if (r >= 0)
 		r = casfs_import_register(s, &root, &sp, sha, size, err);
 	if (r >= 0) {
@@ -153,8 +232,6 @@ int casfs_import_nar(struct casfs_store *s, int fd, const char *name,
 		ret->nar_size = size;
 	}
 out:
-	casfs_nar_reader_free(ni.reader);
-	casfs_ingest_free(ni.ingest);
-	free(ni.buf);
+	casfs_nar_import_free(ni);
 	return r;
 }

@@ -22,11 +22,15 @@
 #include <stdint.h>
 
 #include "../basic/error.h"
+#include "../nixcache/decompress.h"
 #include "../storepath/storepath.h"
 #include "store.h"
 
 struct casfs_import_options {
 	const char *name; /* store path name; NULL: the basename of the path */
+	/* casfs_import_nar: how the NAR read is compressed (a binary cache's
+	 * nar/ file); 0 is none. */
+	enum casfs_compression compression;
 	/* Called now and then during long imports; may be NULL. */
 	void (*progress)(void *userdata, uint64_t files, uint64_t bytes);
 	void *progress_userdata;
@@ -48,6 +52,27 @@ int casfs_import_path(struct casfs_store *s, const char *path,
 int casfs_import_nar(struct casfs_store *s, int fd, const char *name,
 		     const struct casfs_import_options *opts, struct casfs_import_result *ret,
 		     struct casfs_error *err);
+
+/* The NAR importer behind casfs_import_nar(), fed bytes as they arrive
+ * (an HTTP body, an RPC stream, a decompressor): _feed any number of
+ * times, _end once the input is complete (the NAR must end exactly
+ * there: its SHA-256 and size), then _finish to put the tree and get its
+ * root node named `root_name` (*ret owned by the caller).  Registering a
+ * store path is left to the caller.  Malformed NARs are -EBADMSG
+ * ("invalid NAR: ..."); after any error every call fails.  Blobs already
+ * stored by a failed import stay (content-addressed, harmless); nothing
+ * refers to them.  new: NULL on OOM; `opts` borrowed (may be NULL; only
+ * progress is used). */
+struct casfs_nar_import;
+struct casfs_nar_import *casfs_nar_import_new(struct casfs_store *s,
+					      const struct casfs_import_options *opts);
+void casfs_nar_import_free(struct casfs_nar_import *ni);
+int casfs_nar_import_feed(struct casfs_nar_import *ni, const void *p, size_t n,
+			  struct casfs_error *err);
+int casfs_nar_import_end(struct casfs_nar_import *ni, uint8_t ret_sha256[CASFS_SHA256_LEN],
+			 uint64_t *ret_size, struct casfs_error *err);
+int casfs_nar_import_finish(struct casfs_nar_import *ni, const char *root_name,
+			    struct casfs_node *ret, struct casfs_error *err);
 
 /* Shared tail of both imports: build the PathInfo for a finished root
  * node (fixed-output recursive SHA-256, no references) and register it. */
