@@ -59,7 +59,7 @@ struct mount_opts {
 	const char *fuse_opts;
 	bool list_root, allow_other, background, no_verify;
 	unsigned threads;
-	unsigned prefetch; /* threads, plus one: 0 means the default */
+	unsigned prefetch; /* threads */
 	int verbose;
 };
 
@@ -145,7 +145,7 @@ static int parse_args(int argc, char **argv, struct mount_opts *o)
 			if (!parse_count(optarg, 0, 64, &n))
 				return usage_error("--prefetch wants a number from 0 to 64, not '%s'",
 						   optarg);
-			o->prefetch = (unsigned)n + 1;
+			o->prefetch = (unsigned)n;
 			break;
 		}
 		case OPT_ALLOW_OTHER:
@@ -305,8 +305,7 @@ static int serve(struct mount_opts *o, int ready_fd, struct failure *f)
 	/* A request runs at most one store read at a time, on its worker
 	 * thread, and so does a prefetch thread: they bound the reads in
 	 * flight. */
-	unsigned prefetch = o->prefetch ? o->prefetch - 1 : DEFAULT_PREFETCH_THREADS;
-	unsigned readers = (o->threads ? o->threads : LIBFUSE_DEFAULT_THREADS) + prefetch +
+	unsigned readers = (o->threads ? o->threads : LIBFUSE_DEFAULT_THREADS) + o->prefetch +
 			   READER_HEADROOM;
 	readers = MAX(readers, (unsigned)CASFS_STORE_DEFAULT_READERS);
 	int r = casfs_store_open(o->store_url, CASFS_STORE_READONLY | CASFS_STORE_READERS(readers),
@@ -315,7 +314,7 @@ static int serve(struct mount_opts *o, int ready_fd, struct failure *f)
 		return fail(f, "cannot open store: %s", casfs_error_message(&err, r));
 
 	struct casfs_fs_options fo = { .list_root = o->list_root, .no_verify = o->no_verify,
-				       .prefetch_threads = prefetch,
+				       .prefetch_threads = o->prefetch,
 				       .log = log_line, .log_userdata = o };
 	struct casfs_fs *fs = NULL;
 	struct fuse_session *se = NULL;
@@ -462,7 +461,7 @@ static int run_background(struct mount_opts *o)
 
 int casfs_mount_main(int argc, char **argv)
 {
-	struct mount_opts o = { 0 };
+	struct mount_opts o = { .prefetch = DEFAULT_PREFETCH_THREADS };
 	int r = parse_args(argc, argv, &o);
 	if (r)
 		return r < 0 ? 0 : r;

@@ -105,14 +105,14 @@ static int corrupt(struct casfs_decompress *d, struct casfs_error *err, const ch
 			       names[d->method], what, (unsigned long long)d->in);
 }
 
-/* Hand `n` bytes of d->buf to the sink. */
-static int emit(struct casfs_decompress *d, size_t n, casfs_decompress_sink sink, void *ud,
-		struct casfs_error *err)
+/* Hand `n` output bytes at `p` to the sink. */
+static int emit(struct casfs_decompress *d, const void *p, size_t n, casfs_decompress_sink sink,
+		void *ud, struct casfs_error *err)
 {
 	if (n == 0)
 		return 0;
 	d->out += n;
-	int r = sink(ud, d->buf, n, err);
+	int r = sink(ud, p, n, err);
 	if (r < 0)
 		d->failed = true;
 	return r;
@@ -127,7 +127,7 @@ static int feed_xz(struct casfs_decompress *d, const uint8_t *p, size_t n, bool 
 		d->xz.next_out = d->buf;
 		d->xz.avail_out = CASFS_DECOMPRESS_CHUNK;
 		lzma_ret lr = lzma_code(&d->xz, finish ? LZMA_FINISH : LZMA_RUN);
-		int r = emit(d, CASFS_DECOMPRESS_CHUNK - d->xz.avail_out, sink, ud, err);
+		int r = emit(d, d->buf, CASFS_DECOMPRESS_CHUNK - d->xz.avail_out, sink, ud, err);
 		if (r < 0)
 			return r;
 		if (lr == LZMA_STREAM_END) {
@@ -158,7 +158,7 @@ static int feed_zstd(struct casfs_decompress *d, const uint8_t *p, size_t n,
 		size_t zr = ZSTD_decompressStream(d->zstd, &out, &in);
 		if (ZSTD_isError(zr))
 			return corrupt(d, err, ZSTD_getErrorName(zr));
-		int r = emit(d, out.pos, sink, ud, err);
+		int r = emit(d, d->buf, out.pos, sink, ud, err);
 		if (r < 0)
 			return r;
 		/* 0: a frame just ended; more frames may follow. */
@@ -177,7 +177,7 @@ static int feed_bzip2(struct casfs_decompress *d, const uint8_t *p, size_t n,
 		d->bz.next_out = (char *)d->buf;
 		d->bz.avail_out = CASFS_DECOMPRESS_CHUNK;
 		int br = BZ2_bzDecompress(&d->bz);
-		int r = emit(d, CASFS_DECOMPRESS_CHUNK - d->bz.avail_out, sink, ud, err);
+		int r = emit(d, d->buf, CASFS_DECOMPRESS_CHUNK - d->bz.avail_out, sink, ud, err);
 		if (r < 0)
 			return r;
 		if (br == BZ_STREAM_END) {
@@ -208,13 +208,8 @@ int casfs_decompress_feed(struct casfs_decompress *d, const void *p, size_t n,
 	d->in += n;
 	const uint8_t *b = p;
 	switch (d->method) {
-	case CASFS_COMPRESSION_NONE: {
-		d->out += n;
-		int r = sink(userdata, p, n, err);
-		if (r < 0)
-			d->failed = true;
-		return r;
-	}
+	case CASFS_COMPRESSION_NONE:
+		return emit(d, p, n, sink, userdata, err);
 	case CASFS_COMPRESSION_XZ:
 		return feed_xz(d, b, n, false, sink, userdata, err);
 	case CASFS_COMPRESSION_ZSTD:
