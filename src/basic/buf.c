@@ -1,6 +1,8 @@
 #include "buf.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +52,30 @@ int casfs_buf_append(struct casfs_buf *b, const void *p, size_t n)
 int casfs_buf_append_byte(struct casfs_buf *b, uint8_t c)
 {
 	return casfs_buf_append(b, &c, 1);
+}
+
+int casfs_buf_append_str(struct casfs_buf *b, const char *s)
+{
+	return casfs_buf_append(b, s, strlen(s));
+}
+
+int casfs_buf_printf(struct casfs_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	/* Room for vsnprintf's NUL, which is not counted in len. */
+	int r = casfs_buf_reserve(b, (size_t)n + 1);
+	if (r < 0)
+		return r;
+	va_start(ap, fmt);
+	vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
 }
 
 uint8_t *casfs_buf_steal(struct casfs_buf *b, size_t *ret_len)

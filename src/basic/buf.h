@@ -20,5 +20,8 @@ void casfs_buf_release(struct casfs_buf *b);
 int casfs_buf_reserve(struct casfs_buf *b, size_t extra);
 int casfs_buf_append(struct casfs_buf *b, const void *p, size_t n);
 int casfs_buf_append_byte(struct casfs_buf *b, uint8_t c);
+int casfs_buf_append_str(struct casfs_buf *b, const char *s);
+/* Append formatted text (no NUL is appended).  -ENOMEM, -EOVERFLOW. */
+int casfs_buf_printf(struct casfs_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Hand the bytes out (caller frees); the buffer is left empty. */
 uint8_t *casfs_buf_steal(struct casfs_buf *b, size_t *ret_len);

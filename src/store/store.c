@@ -11,6 +11,7 @@
 
 #include "../basic/encoding.h"
 #include "../basic/util.h"
+#include "../storepath/storepath.h"
 #include "local-store.h"
 
 char *casfs_store_default_path(void)
@@ -192,6 +193,36 @@ static int check_name(const uint8_t digest[CASFS_STORE_DIGEST_LEN], const struct
 	return 0;
 }
 
+/* Each reference is named by its basename, and every one but the path
+ * itself is registered already: a store path never appears before its
+ * closure (Nix's closure property). */
+static int check_references(struct casfs_store *s, const uint8_t digest[CASFS_STORE_DIGEST_LEN],
+			    const struct casfs_pathinfo *pi, struct casfs_error *err)
+{
+	for (size_t i = 0; i < pi->n_references; i++) {
+		const char *ref = pi->reference_names[i];
+		struct casfs_store_path sp;
+		int r = casfs_store_path_parse_basename(ref, strlen(ref), &sp, err);
+		if (r < 0)
+			return casfs_error_prefix(err, -EBADMSG, "'%s': reference %zu", pi->node.name, i);
+		if (memcmp(sp.digest, pi->references[i], CASFS_STORE_DIGEST_LEN) != 0)
+			return casfs_error_set(err, -EBADMSG,
+					       "'%s': reference name '%s' does not match its digest",
+					       pi->node.name, ref);
+		if (!memcmp(sp.digest, digest, CASFS_STORE_DIGEST_LEN))
+			continue;
+		struct casfs_pathinfo have = { 0 };
+		r = casfs_pathinfo_get(s->pathinfos, sp.digest, &have, err);
+		casfs_pathinfo_release(&have);
+		if (r == -ENOENT)
+			return casfs_error_set(err, r, "'%s': reference '%s' is not in the store",
+					       pi->node.name, ref);
+		if (r < 0)
+			return casfs_error_prefix(err, r, "'%s': reference '%s'", pi->node.name, ref);
+	}
+	return 0;
+}
+
 static int add_pathinfo(struct casfs_store *s, const uint8_t digest[CASFS_STORE_DIGEST_LEN],
 			const struct casfs_pathinfo *pi, bool blobs_known, struct casfs_error *err)
 {
@@ -199,6 +230,9 @@ static int add_pathinfo(struct casfs_store *s, const uint8_t digest[CASFS_STORE_
 	if (r < 0)
 		return r;
 	r = check_name(digest, &pi->node, err);
+	if (r < 0)
+		return r;
+	r = check_references(s, digest, pi, err);
 	if (r < 0)
 		return r;
 	r = check_closure(s, &pi->node, blobs_known, err);

@@ -59,10 +59,12 @@ void casfs_store_free(struct casfs_store *s);
  * neither $CASFS_STORE, $XDG_DATA_HOME nor $HOME is set. */
 char *casfs_store_default_path(void);
 
-/* Register a store path: checks that the PathInfo is valid and that its
- * whole closure is present (root blob, or every directory and every blob
- * below the root directory), makes the blobs durable, then puts the
- * PathInfo.  -EBADMSG/-ENOENT with a message naming what is missing. */
+/* Register a store path: checks that the PathInfo is valid, that every
+ * reference but the path itself is a registered store path (named by its
+ * basename), and that its whole tree is present (root blob, or every
+ * directory and every blob below the root directory), makes the blobs
+ * durable, then puts the PathInfo.  -EBADMSG/-ENOENT with a message
+ * naming what is wrong or missing. */
 int casfs_store_add_pathinfo(struct casfs_store *s, const uint8_t digest[CASFS_STORE_DIGEST_LEN],
 			     const struct casfs_pathinfo *pi, struct casfs_error *err);
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../basic/buf.h"
@@ -105,46 +106,21 @@ static int cmp_strp(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-int casfs_store_path_make_source(const uint8_t nar_sha256[CASFS_SHA256_LEN], const char *name,
-				 const char *const *refs, size_t n_refs,
-				 struct casfs_store_path *ret, struct casfs_error *err)
+int casfs_store_path_make(const char *type, const uint8_t sha256[CASFS_SHA256_LEN],
+			  const char *name, struct casfs_store_path *ret, struct casfs_error *err)
 {
 	size_t name_len = strlen(name);
 	int r = casfs_store_path_name_validate(name, name_len, err);
 	if (r < 0)
 		return r;
-
-	_cleanup_free_ const char **sorted = NULL;
-	if (n_refs) {
-		sorted = calloc(n_refs, sizeof(*sorted));
-		if (!sorted)
-			return -ENOMEM;
-		memcpy(sorted, refs, n_refs * sizeof(*sorted));
-		qsort(sorted, n_refs, sizeof(*sorted), cmp_strp);
-	}
-
-	struct casfs_buf fp = CASFS_BUF_INIT;
 	char hex[CASFS_HEX_LEN(CASFS_SHA256_LEN) + 1];
-	casfs_hex_encode(nar_sha256, CASFS_SHA256_LEN, hex);
-	r = casfs_buf_append(&fp, "source", 6);
-	for (size_t i = 0; r >= 0 && i < n_refs; i++) {
-		r = casfs_buf_append_byte(&fp, ':');
-		if (r >= 0)
-			r = casfs_buf_append(&fp, sorted[i], strlen(sorted[i]));
-	}
-	if (r >= 0)
-		r = casfs_buf_append(&fp, ":sha256:", 8);
-	if (r >= 0)
-		r = casfs_buf_append(&fp, hex, strlen(hex));
-	if (r >= 0)
-		r = casfs_buf_append(&fp, ":" CASFS_STORE_DIR ":", sizeof(CASFS_STORE_DIR) + 1);
-	if (r >= 0)
-		r = casfs_buf_append(&fp, name, name_len);
+	casfs_hex_encode(sha256, CASFS_SHA256_LEN, hex);
+	struct casfs_buf fp = CASFS_BUF_INIT;
+	r = casfs_buf_printf(&fp, "%s:sha256:%s:" CASFS_STORE_DIR ":%s", type, hex, name);
 	if (r < 0) {
 		casfs_buf_release(&fp);
 		return r;
 	}
-
 	uint8_t h[CASFS_SHA256_LEN];
 	casfs_sha256(fp.data, fp.len, h);
 	casfs_buf_release(&fp);
@@ -156,4 +132,40 @@ int casfs_store_path_make_source(const uint8_t nar_sha256[CASFS_SHA256_LEN], con
 	memcpy(sp.name, name, name_len + 1);
 	*ret = sp;
 	return 0;
+}
+
+int casfs_store_path_make_type(struct casfs_buf *out, const char *base, const char *const *refs,
+			       size_t n_refs, bool self_ref)
+{
+	_cleanup_free_ const char **sorted = NULL;
+	if (n_refs) {
+		sorted = calloc(n_refs, sizeof(*sorted));
+		if (!sorted)
+			return -ENOMEM;
+		memcpy(sorted, refs, n_refs * sizeof(*sorted));
+		qsort(sorted, n_refs, sizeof(*sorted), cmp_strp);
+	}
+	int r = casfs_buf_append(out, base, strlen(base));
+	for (size_t i = 0; r >= 0 && i < n_refs; i++) {
+		r = casfs_buf_append_byte(out, ':');
+		if (r >= 0)
+			r = casfs_buf_append(out, sorted[i], strlen(sorted[i]));
+	}
+	if (r >= 0 && self_ref)
+		r = casfs_buf_append(out, ":self", 5);
+	if (r >= 0)
+		r = casfs_buf_append_byte(out, 0);
+	return r;
+}
+
+int casfs_store_path_make_source(const uint8_t nar_sha256[CASFS_SHA256_LEN], const char *name,
+				 const char *const *refs, size_t n_refs,
+				 struct casfs_store_path *ret, struct casfs_error *err)
+{
+	struct casfs_buf type = CASFS_BUF_INIT;
+	int r = casfs_store_path_make_type(&type, "source", refs, n_refs, false);
+	if (r >= 0)
+		r = casfs_store_path_make((const char *)type.data, nar_sha256, name, ret, err);
+	casfs_buf_release(&type);
+	return r;
 }

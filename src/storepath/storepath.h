@@ -14,12 +14,19 @@
  *                 (byte i of the hash goes into byte i % 20)
  * where <ref> are the absolute reference paths in sorted order.
  *
+ * Every store path is made the same way (Nix's makeStorePath):
+ *   digest = fold(sha256(<type> ":sha256:" <hex sha256> ":/nix/store:" <name>))
+ * with <type> "source[:<ref>...][:self]", "text[:<ref>...]" or "output:out"
+ * (ca.h says which hash goes with which).
+ *
  * All functions are pure and thread-safe. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../basic/buf.h"
 #include "../basic/error.h"
 #include "../digest/digest.h"
 
@@ -61,3 +68,11 @@ size_t casfs_store_path_format(const struct casfs_store_path *sp, char *out);
 int casfs_store_path_make_source(const uint8_t nar_sha256[CASFS_SHA256_LEN], const char *name,
 				 const char *const *refs, size_t n_refs,
 				 struct casfs_store_path *ret, struct casfs_error *err);
+
+/* The general form: `type` as above, `sha256` the hash that goes in. */
+int casfs_store_path_make(const char *type, const uint8_t sha256[CASFS_SHA256_LEN],
+			  const char *name, struct casfs_store_path *ret, struct casfs_error *err);
+/* Append "<base>[:<ref>...][:self]" and a NUL to `out`, refs sorted.
+ * -ENOMEM. */
+int casfs_store_path_make_type(struct casfs_buf *out, const char *base, const char *const *refs,
+			       size_t n_refs, bool self_ref);

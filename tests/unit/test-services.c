@@ -826,17 +826,77 @@ CONFORMANCE(pathinfo_list_from_pages)
 		CHECK_EQ_MEM(p.digests[i], sorted[i], CASFS_STORE_DIGEST_LEN);
 }
 
-static int add(struct casfs_store *s, const uint8_t d[CASFS_STORE_DIGEST_LEN],
-	       enum casfs_node_type type, const uint8_t *digest, uint64_t size,
-	       struct casfs_error *err)
+/* make_pathinfo's reference, pointed at store path digest `to` (NULL:
+ * no references at all). */
+static int set_reference(struct casfs_pathinfo *pi, const uint8_t *to)
+{
+	free(pi->reference_names[0]);
+	pi->reference_names[0] = NULL;
+	if (!to) {
+		pi->n_references = pi->n_reference_names = 0;
+		return 0;
+	}
+	char b32[CASFS_NIXBASE32_LEN(CASFS_STORE_DIGEST_LEN) + 1];
+	casfs_nixbase32_encode(to, CASFS_STORE_DIGEST_LEN, b32);
+	memcpy(pi->references[0], to, CASFS_STORE_DIGEST_LEN);
+	return asprintf(&pi->reference_names[0], "%s-p", b32) < 0 ? -ENOMEM : 0;
+}
+
+/* Register a path with no references (`ref` NULL) or one. */
+static int add_ref(struct casfs_store *s, const uint8_t d[CASFS_STORE_DIGEST_LEN],
+		   enum casfs_node_type type, const uint8_t *digest, uint64_t size,
+		   const uint8_t *ref, struct casfs_error *err)
 {
 	struct casfs_pathinfo pi;
 	memset(err, 0, sizeof(*err));
 	int r = make_pathinfo(&pi, d, "p", type, digest, size);
 	if (r >= 0)
+		r = set_reference(&pi, ref);
+	if (r >= 0)
 		r = casfs_store_add_pathinfo(s, d, &pi, err);
 	casfs_pathinfo_release(&pi);
 	return r;
+}
+
+static int add(struct casfs_store *s, const uint8_t d[CASFS_STORE_DIGEST_LEN],
+	       enum casfs_node_type type, const uint8_t *digest, uint64_t size,
+	       struct casfs_error *err)
+{
+	return add_ref(s, d, type, digest, size, NULL, err);
+}
+
+CONFORMANCE(add_pathinfo_checks_references)
+{
+	struct casfs_error err = { 0 };
+	uint8_t a[CASFS_STORE_DIGEST_LEN], b[CASFS_STORE_DIGEST_LEN];
+	store_digest(a, 10);
+	store_digest(b, 11);
+	char b_name[CASFS_NIXBASE32_LEN(CASFS_STORE_DIGEST_LEN) + 1];
+	casfs_nixbase32_encode(b, CASFS_STORE_DIGEST_LEN, b_name);
+	struct casfs_pathinfo got = { 0 };
+
+	/* a -> b, b absent: refused, naming b. */
+	CHECK_EQ_INT(add_ref(s, a, CASFS_NODE_SYMLINK, NULL, 0, b, &err), -ENOENT);
+	CHECK(strstr(err.msg, b_name) != NULL);
+	CHECK(strstr(err.msg, "not in the store") != NULL);
+	CHECK_EQ_INT(casfs_pathinfo_get(s->pathinfos, a, &got, &err), -ENOENT);
+
+	/* A reference whose name is another digest's. */
+	struct casfs_pathinfo pi;
+	CHECK_EQ_INT(make_pathinfo(&pi, a, "p", CASFS_NODE_SYMLINK, NULL, 0), 0);
+	CHECK_EQ_INT(set_reference(&pi, b), 0);
+	pi.references[0][0] ^= 1;
+	CHECK_EQ_INT(casfs_store_add_pathinfo(s, a, &pi, &err), -EBADMSG);
+	CHECK(strstr(err.msg, "does not match its digest") != NULL);
+	casfs_pathinfo_release(&pi);
+
+	/* A reference to itself needs nothing; then b, then a -> b. */
+	CHECK_EQ_INT(add_ref(s, b, CASFS_NODE_SYMLINK, NULL, 0, b, &err), 0);
+	CHECK_EQ_INT(add_ref(s, a, CASFS_NODE_SYMLINK, NULL, 0, b, &err), 0);
+	CHECK_EQ_INT(casfs_pathinfo_get(s->pathinfos, a, &got, &err), 0);
+	CHECK_EQ_INT(got.n_references, 1);
+	CHECK_EQ_MEM(got.references[0], b, CASFS_STORE_DIGEST_LEN);
+	casfs_pathinfo_release(&got);
 }
 
 CONFORMANCE(add_pathinfo_checks_closure)
