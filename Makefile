@@ -29,7 +29,7 @@ CPPFLAGS += -D_GNU_SOURCE -Isrc -I$(BLAKE3_DIR)
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu17 $(WARN) -pthread $(SANFLAGS)
 LDFLAGS += -pthread $(SANFLAGS)
-LDLIBS := -llmdb -lcrypto -llzma -lzstd -lbz2
+LDLIBS := -llmdb -lcrypto -llzma -lzstd -lbz2 -lcurl -lmicrohttpd -lsqlite3
 
 ifeq ($(HAVE_FUSE),1)
 CPPFLAGS += -DCASFS_HAVE_FUSE=1 $(shell pkg-config --cflags fuse3)
