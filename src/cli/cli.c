@@ -65,19 +65,3 @@ int cli_global_option(struct cli *c, int argc, char **argv, int *i)
 	}
 	return 0;
 }
-
-int cli_write_all(int fd, const void *buf, size_t n)
-{
-	const char *p = buf;
-	while (n) {
-		ssize_t k = write(fd, p, n);
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}

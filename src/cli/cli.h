@@ -35,8 +35,6 @@ int cli_open_store(struct cli *c, bool write);
  * returns 1 if argv[*i] was one (consumed), 0 if not, or -CLI_EXIT_USAGE. */
 int cli_global_option(struct cli *c, int argc, char **argv, int *i);
 
-/* Write all of buf to fd (handles short writes, EINTR). */
-int cli_write_all(int fd, const void *buf, size_t n);
 
 int cmd_import(struct cli *c, int argc, char **argv);
 int cmd_import_nar(struct cli *c, int argc, char **argv);

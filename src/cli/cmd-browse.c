@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../basic/io.h"
 #include "../basic/util.h"
 #include "../fs/fs.h"
 #include "../storepath/storepath.h"
@@ -204,7 +205,7 @@ int cmd_cat(struct cli *c, int argc, char **argv)
 			ssize_t n = buf ? 1 : -ENOMEM;
 			while (n > 0) {
 				n = casfs_fs_read(b.fs, f, buf, 1 << 20, off);
-				if (n > 0 && cli_write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
+				if (n > 0 && casfs_write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
 					n = -errno;
 				off += n > 0 ? (uint64_t)n : 0;
 			}

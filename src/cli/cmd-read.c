@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "../basic/encoding.h"
+#include "../basic/io.h"
 #include "../basic/util.h"
 #include "../store/export.h"
 #include "../storepath/storepath.h"
@@ -14,7 +15,7 @@
 static int stdout_sink(void *userdata, const void *p, size_t n)
 {
 	(void)userdata;
-	return cli_write_all(STDOUT_FILENO, p, n);
+	return casfs_write_all(STDOUT_FILENO, p, n);
 }
 
 /* Parse args with exactly one positional path, open the store, resolve.

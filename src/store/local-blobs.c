@@ -1,5 +1,6 @@
 /* The local store's BlobService: one file per blob (layout in
  * local-store.h). */
+#include "../basic/io.h"
 #include "local-store-internal.h"
 
 #include <dirent.h>
@@ -147,7 +148,7 @@ static int local_writer_write(struct casfs_blob_writer *w, const void *p, size_t
 			return lw->error = casfs_neg_errno();
 		lw->zero_tail = true;
 	} else {
-		if ((r = casfs_local_write_all(lw->fd, q, n)) < 0)
+		if ((r = casfs_write_all(lw->fd, q, n)) < 0)
 			return lw->error = r;
 		lw->zero_tail = false;
 	}
@@ -254,7 +255,7 @@ static int put_outboard(struct casfs_local_store *ls, const uint8_t digest[CASFS
 	_cleanup_close_ int fd = casfs_local_temp_file(ls->tmp_fd, "outboard", tmp);
 	if (fd < 0)
 		return fd;
-	r = casfs_local_write_all(fd, p, len);
+	r = casfs_write_all(fd, p, len);
 	if (r >= 0 && fchmod(fd, 0444) < 0)
 		r = casfs_neg_errno();
 	for (int attempt = 0; r >= 0; attempt++) {

@@ -42,10 +42,6 @@ void casfs_local_store_unref(struct casfs_local_store *ls);
 /* Map an LMDB (or errno) result to -errno with a message naming `what`. */
 int casfs_local_mdb_error(struct casfs_error *err, int rc, const char *what);
 
-/* write(2) all of p[0, n) (EINTR retried): 0 or -errno (-EIO for a
- * write that makes no progress). */
-int casfs_local_write_all(int fd, const void *p, size_t n);
-
 /* Create a uniquely named file in `dir_fd` (O_CREAT|O_EXCL); its name is
  * written to `name` (at least 32 bytes).  Returns the fd or -errno. */
 int casfs_local_temp_file(int dir_fd, const char *prefix, char name[static 32]);

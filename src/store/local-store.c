@@ -74,21 +74,6 @@ void casfs_local_store_unref(struct casfs_local_store *ls)
 	free(ls);
 }
 
-int casfs_local_write_all(int fd, const void *data, size_t n)
-{
-	const char *p = data;
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return k < 0 ? casfs_neg_errno() : -EIO;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 static int mkdir_p(const char *path)
 {
 	_cleanup_free_ char *p = strdup(path);

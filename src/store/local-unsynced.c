@@ -14,6 +14,7 @@
  * until its link is made, so the sync hook, taking the write side, sees
  * only links that are complete (and so covered by the syncfs that follows)
  * and never drops the record under a link in flight. */
+#include "../basic/io.h"
 #include "local-store-internal.h"
 
 #include <dirent.h>
@@ -121,7 +122,7 @@ static int record_create(struct casfs_local_store *ls)
 		int len = snprintf(text, sizeof(text), RECORD_HEADER "boot-id %s\nsince %lld.%09ld\n",
 				   ls->boot_id[0] ? ls->boot_id : "unknown", (long long)since->tv_sec,
 				   (long)since->tv_nsec);
-		r = casfs_local_write_all(fd, text, (size_t)len);
+		r = casfs_write_all(fd, text, (size_t)len);
 	}
 	if (r >= 0 && fsync(fd) < 0)
 		r = casfs_neg_errno();
