@@ -1,5 +1,5 @@
-/* casfs_import_path: walk a filesystem tree in NAR order, feeding the NAR
- * hasher and the castore ingest side by side. */
+/* casfs_import_path and casfs_import_tree: walk a filesystem tree in NAR
+ * order, feeding the NAR hasher and the castore ingest side by side. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -423,17 +423,46 @@ static char *default_name(const char *path)
 	return strdup(slash && slash[1] ? slash + 1 : p);
 }
 
-int casfs_import_path(struct casfs_store *s, const char *path,
-		      const struct casfs_import_options *opts, struct casfs_import_result *ret,
-		      struct casfs_error *err)
+/* The walk's state for one import; NULL on OOM.  `opts` borrowed. */
+static struct walk *walk_new(struct casfs_store *s, const char *path,
+			     const struct casfs_import_options *opts)
 {
-	_cleanup_free_ char *name = opts && opts->name ? strdup(opts->name) : default_name(path);
-	if (!name)
-		return casfs_error_set(err, casfs_neg_errno(), "'%s': %s", path, strerror(errno));
-	int r = casfs_store_path_name_validate(name, strlen(name), err);
-	if (r < 0)
-		return casfs_error_prefix(err, r, "cannot import '%s'", path);
+	struct walk *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->store = s;
+	w->opts = opts;
+	w->ingest = casfs_ingest_new(s);
+	w->buf = malloc(READ_CHUNK + 1);
+	if (casfs_blob_worker_new(s->blobs, 8 * READ_CHUNK, &w->worker) < 0)
+		w->worker = NULL;
+	snprintf(w->path, sizeof(w->path), "%s", path);
+	if (!w->ingest || !w->buf || !w->worker) {
+		casfs_blob_worker_free(w->worker);
+		casfs_ingest_free(w->ingest);
+		free(w->buf);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
 
+static void walk_free(struct walk *w)
+{
+	if (!w)
+		return;
+	casfs_nar_writer_release(&w->nar);
+	casfs_blob_worker_free(w->worker);
+	casfs_ingest_free(w->ingest);
+	free(w->buf);
+	free(w);
+}
+
+/* Walk the tree at `path` into w's ingest (left unfinished: the caller
+ * names the root) and the NAR hasher. */
+static int walk_tree(struct walk *w, const char *path, uint8_t ret_sha256[CASFS_SHA256_LEN],
+		     uint64_t *ret_nar_size, struct casfs_error *err)
+{
 	/* The root is opened relative to its parent so that a symlink at the
 	 * root is imported as a symlink, as Nix does. */
 	_cleanup_free_ char *copy = strdup(path);
@@ -458,34 +487,61 @@ int casfs_import_path(struct casfs_store *s, const char *path,
 		return casfs_error_set(err, casfs_neg_errno(), "cannot open '%s': %s", path,
 				       strerror(errno));
 
-	struct walk *w = calloc(1, sizeof(*w));
-	if (!w)
-		return -ENOMEM;
-	w->store = s;
-	w->opts = opts;
-	w->ingest = casfs_ingest_new(s);
-	w->buf = malloc(READ_CHUNK + 1);
-	if (casfs_blob_worker_new(s->blobs, 8 * READ_CHUNK, &w->worker) < 0)
-		w->worker = NULL;
-	snprintf(w->path, sizeof(w->path), "%s", path);
-	if (!w->ingest || !w->buf || !w->worker) {
-		r = -ENOMEM;
-		goto out;
-	}
-	r = casfs_nar_writer_init(&w->nar, discard_sink, NULL, 0, true);
+	int r = casfs_nar_writer_init(&w->nar, discard_sink, NULL, 0, true);
 	if (r >= 0)
 		r = casfs_nar_writer_begin(&w->nar);
 	if (r >= 0)
 		r = import_node(w, pfd, base, NULL, DT_UNKNOWN, 0, err);
+	if (r >= 0)
+		r = casfs_nar_writer_finish(&w->nar);
 	if (r < 0)
-		goto out;
+		return r;
+	casfs_nar_writer_result(&w->nar, ret_sha256, ret_nar_size);
+	return 0;
+}
 
+int casfs_import_tree(struct casfs_store *s, const char *path, const char *root_name,
+		      const struct casfs_import_options *opts, struct casfs_node *ret_root,
+		      uint8_t ret_nar_sha256[CASFS_SHA256_LEN], uint64_t *ret_nar_size,
+		      struct casfs_error *err)
+{
+	struct walk *w = walk_new(s, path, opts);
+	if (!w)
+		return -ENOMEM;
 	uint8_t sha[CASFS_SHA256_LEN];
 	uint64_t nar_size;
-	r = casfs_nar_writer_finish(&w->nar);
+	struct casfs_node root;
+	int r = walk_tree(w, path, sha, &nar_size, err);
+	if (r >= 0)
+		r = casfs_ingest_finish(w->ingest, root_name, &root, err);
+	walk_free(w);
+	if (r < 0)
+		return r;
+	*ret_root = root;
+	memcpy(ret_nar_sha256, sha, sizeof(sha));
+	*ret_nar_size = nar_size;
+	return 0;
+}
+
+int casfs_import_path(struct casfs_store *s, const char *path,
+		      const struct casfs_import_options *opts, struct casfs_import_result *ret,
+		      struct casfs_error *err)
+{
+	_cleanup_free_ char *name = opts && opts->name ? strdup(opts->name) : default_name(path);
+	if (!name)
+		return casfs_error_set(err, casfs_neg_errno(), "'%s': %s", path, strerror(errno));
+	int r = casfs_store_path_name_validate(name, strlen(name), err);
+	if (r < 0)
+		return casfs_error_prefix(err, r, "cannot import '%s'", path);
+
+	struct walk *w = walk_new(s, path, opts);
+	if (!w)
+		return -ENOMEM;
+	uint8_t sha[CASFS_SHA256_LEN];
+	uint64_t nar_size;
+	r = walk_tree(w, path, sha, &nar_size, err);
 	if (r < 0)
 		goto out;
-	casfs_nar_writer_result(&w->nar, sha, &nar_size);
 	struct casfs_store_path sp;
 	r = casfs_store_path_make_source(sha, name, NULL, 0, &sp, err);
 	if (r < 0)
@@ -503,10 +559,6 @@ int casfs_import_path(struct casfs_store *s, const char *path,
 	memcpy(ret->nar_sha256, sha, sizeof(sha));
 	ret->nar_size = nar_size;
 out:
-	casfs_nar_writer_release(&w->nar);
-	casfs_blob_worker_free(w->worker);
-	casfs_ingest_free(w->ingest);
-	free(w->buf);
-	free(w);
+	walk_free(w);
 	return r;
 }

@@ -46,6 +46,19 @@ int casfs_import_path(struct casfs_store *s, const char *path,
 		      const struct casfs_import_options *opts, struct casfs_import_result *ret,
 		      struct casfs_error *err);
 
+/* The tree ingest behind casfs_import_path, registering nothing: the tree
+ * at `path` (read exactly as above; opts->name is not used) goes into s's
+ * blob and directory services, *ret_root is its root node named
+ * `root_name` (e.g. a store path basename; owned by the caller,
+ * casfs_node_release), with the SHA-256 and size of its NAR.  On failure
+ * nothing is written to the ret_ parameters; blobs already stored stay
+ * (content-addressed, unreferenced).  For a substituter that reads a tree
+ * another store already named (nix-store.h). */
+int casfs_import_tree(struct casfs_store *s, const char *path, const char *root_name,
+		      const struct casfs_import_options *opts, struct casfs_node *ret_root,
+		      uint8_t ret_nar_sha256[CASFS_SHA256_LEN], uint64_t *ret_nar_size,
+		      struct casfs_error *err);
+
 /* Read a NAR from `fd` until EOF and register it as store path `name`
  * (a store path name, or a full "/nix/store/<hash>-<name>" whose hash must
  * then match the content). */
