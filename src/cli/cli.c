@@ -37,11 +37,38 @@ int cli_usage_error(struct cli *c, const char *fmt, ...)
 int cli_open_store(struct cli *c, bool write)
 {
 	struct casfs_error err = { 0 };
-	unsigned flags = write ? CASFS_STORE_CREATE : CASFS_STORE_READONLY;
-	int r = casfs_store_open(c->store_url, flags, &c->store, &err);
+	struct casfs_store_options o = {
+		.flags = write ? CASFS_STORE_CREATE : CASFS_STORE_READONLY,
+		.cache = c->cache,
+		.trusted_public_keys = c->trusted_public_keys,
+	};
+	int r = casfs_store_open_with(c->store_url, &o, &c->store, &err);
 	if (r < 0)
 		return cli_fail(c, r, &err);
 	return 0;
+}
+
+/* "--name VALUE" or "--name=VALUE": 1 with *ret set, 0 if argv[*i] is
+ * not this option, -CLI_EXIT_USAGE when the value is missing. */
+static int option_value(struct cli *c, int argc, char **argv, int *i, const char *name,
+			const char *what, const char **ret)
+{
+	const char *a = argv[*i];
+	size_t n = strlen(name);
+	if (strncmp(a, name, n) != 0)
+		return 0;
+	if (a[n] == '=') {
+		*ret = a + n + 1;
+		return 1;
+	}
+	if (a[n])
+		return 0;
+	if (*i + 1 >= argc) {
+		cli_usage_error(c, "%s needs %s", name, what);
+		return -CLI_EXIT_USAGE;
+	}
+	*ret = argv[++*i];
+	return 1;
 }
 
 int cli_global_option(struct cli *c, int argc, char **argv, int *i)
@@ -51,17 +78,11 @@ int cli_global_option(struct cli *c, int argc, char **argv, int *i)
 		c->verbose++;
 		return 1;
 	}
-	if (strncmp(a, "--store=", 8) == 0) {
-		c->store_url = a + 8;
-		return 1;
-	}
-	if (strcmp(a, "--store") == 0) {
-		if (*i + 1 >= argc) {
-			cli_usage_error(c, "--store needs a URL");
-			return -CLI_EXIT_USAGE;
-		}
-		c->store_url = argv[++*i];
-		return 1;
-	}
-	return 0;
+	int r = option_value(c, argc, argv, i, "--store", "a URL", &c->store_url);
+	if (!r)
+		r = option_value(c, argc, argv, i, "--cache", "a directory", &c->cache);
+	if (!r)
+		r = option_value(c, argc, argv, i, "--trusted-public-keys", "a key list",
+				 &c->trusted_public_keys);
+	return r;
 }

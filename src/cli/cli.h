@@ -15,6 +15,8 @@
 struct cli {
 	const char *command;   /* e.g. "import" */
 	const char *store_url; /* --store, NULL for the default */
+	const char *cache;     /* --cache, NULL for the default */
+	const char *trusted_public_keys; /* --trusted-public-keys, NULL: environment */
 	int verbose;
 	struct casfs_store *store;
 };
@@ -31,7 +33,8 @@ int cli_usage_error(struct cli *c, const char *fmt, ...) __attribute__((format(p
 enum { CLI_STORE_READ = false, CLI_STORE_WRITE = true };
 int cli_open_store(struct cli *c, bool write);
 
-/* Parse the global options (--store URL, -v) that may appear anywhere;
+/* Parse the global options (--store URL, --cache DIR,
+ * --trusted-public-keys KEYS, -v) that may appear anywhere;
  * returns 1 if argv[*i] was one (consumed), 0 if not, or -CLI_EXIT_USAGE. */
 int cli_global_option(struct cli *c, int argc, char **argv, int *i);
 
@@ -43,3 +46,4 @@ int cmd_path_info(struct cli *c, int argc, char **argv);
 int cmd_ls(struct cli *c, int argc, char **argv);
 int cmd_cat(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
+int cmd_copy(struct cli *c, int argc, char **argv);

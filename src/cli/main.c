@@ -22,12 +22,21 @@ static const char usage[] =
 	"  ls STORE_PATH[/SUB]          list a directory inside a store path\n"
 	"  cat STORE_PATH/SUB           print a file inside a store path\n"
 	"  verify [STORE_PATH...]       re-hash blobs and directories, report damage\n"
+	"  copy [--from URL] [--to URL] STORE_PATH...\n"
+	"                               copy closures between stores and binary caches\n"
 	"  mount MOUNTPOINT             mount the store as a read-only filesystem\n"
 	"\n"
 	"global options:\n"
 	"  --store URL   the store: a directory or local:DIR (embedded local store),\n"
 	"                or memory:; default $CASFS_STORE, else $XDG_DATA_HOME/casfs,\n"
-	"                else ~/.local/share/casfs\n"
+	"                else ~/.local/share/casfs.  A Nix binary cache (file:///DIR,\n"
+	"                http://HOST[:PORT][/PREFIX], https://...) or nix:[ROOT] (the\n"
+	"                Nix store) is read through a local cache (--cache)\n"
+	"  --cache DIR   the read-through cache; default $XDG_CACHE_HOME/casfs,\n"
+	"                else ~/.cache/casfs\n"
+	"  --trusted-public-keys 'NAME:KEY ...'\n"
+	"                keys whose signatures make a binary cache's paths\n"
+	"                acceptable; default $CASFS_TRUSTED_PUBLIC_KEYS\n"
 	"  -v            more output\n"
 	"  --help        show help (also after a command)\n";
 
@@ -41,15 +50,18 @@ struct command {
  * the command name too. */
 static int cmd_mount(struct cli *c, int argc, char **argv)
 {
-	char **args = calloc((size_t)argc + 3 + (size_t)c->verbose, sizeof(*args));
+	char **args = calloc((size_t)argc + 7 + (size_t)c->verbose, sizeof(*args));
 	if (!args)
 		return cli_failf(c, "out of memory");
 	int n = 0;
 	args[n++] = argv[0];
-	if (c->store_url) {
-		args[n++] = (char *)"--store";
-		args[n++] = (char *)c->store_url;
-	}
+	const char *globals[][2] = { { "--store", c->store_url }, { "--cache", c->cache },
+				     { "--trusted-public-keys", c->trusted_public_keys } };
+	for (size_t g = 0; g < sizeof(globals) / sizeof(globals[0]); g++)
+		if (globals[g][1]) {
+			args[n++] = (char *)globals[g][0];
+			args[n++] = (char *)globals[g][1];
+		}
 	for (int v = 0; v < c->verbose; v++) /* -v -v: libfuse's debug trace */
 		args[n++] = (char *)"-v";
 	for (int i = 1; i < argc; i++)
@@ -69,6 +81,7 @@ static const struct command commands[] = {
 	{ "ls", cmd_ls },
 	{ "cat", cmd_cat },
 	{ "verify", cmd_verify },
+	{ "copy", cmd_copy },
 #ifdef CASFS_HAVE_FUSE
 	{ "mount", cmd_mount },
 #endif

@@ -40,7 +40,9 @@ static const char usage[] =
 	"\n"
 	"Mount the store read-only on MOUNTPOINT; store paths appear by basename.\n"
 	"\n"
-	"  --store URL     the store (default: the embedded default store)\n"
+	"  --store URL     the store (default: the embedded default store); a binary\n"
+	"                  cache is fetched from path by path as they are looked up\n"
+	"  --cache DIR, --trusted-public-keys KEYS   as for every command\n"
 	"  --list-root     allow listing the root (lists every store path)\n"
 	"  --threads N     serve with at most N threads (default: libfuse's, 10)\n"
 	"  --prefetch N    read small files ahead of a reader walking a directory\n"
@@ -56,6 +58,7 @@ static const char usage[] =
 struct mount_opts {
 	const char *mountpoint;
 	const char *store_url;
+	const char *cache, *trusted_public_keys;
 	const char *fuse_opts;
 	bool list_root, allow_other, background, no_verify;
 	unsigned threads;
@@ -105,10 +108,12 @@ static bool parse_count(const char *s, unsigned long lo, unsigned long hi, unsig
 /* 0 to go on, or an exit status (-1 for "--help printed, exit 0"). */
 static int parse_args(int argc, char **argv, struct mount_opts *o)
 {
-	enum { OPT_STORE = 256, OPT_LIST_ROOT, OPT_THREADS, OPT_PREFETCH, OPT_ALLOW_OTHER,
+	enum { OPT_STORE = 256, OPT_CACHE, OPT_KEYS, OPT_LIST_ROOT, OPT_THREADS, OPT_PREFETCH, OPT_ALLOW_OTHER,
 	       OPT_BACKGROUND, OPT_NO_VERIFY };
 	static const struct option longopts[] = {
 		{ "store", required_argument, NULL, OPT_STORE },
+		{ "cache", required_argument, NULL, OPT_CACHE },
+		{ "trusted-public-keys", required_argument, NULL, OPT_KEYS },
 		{ "list-root", no_argument, NULL, OPT_LIST_ROOT },
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "prefetch", required_argument, NULL, OPT_PREFETCH },
@@ -128,6 +133,12 @@ static int parse_args(int argc, char **argv, struct mount_opts *o)
 		switch (c) {
 		case OPT_STORE:
 			o->store_url = optarg;
+			break;
+		case OPT_CACHE:
+			o->cache = optarg;
+			break;
+		case OPT_KEYS:
+			o->trusted_public_keys = optarg;
 			break;
 		case OPT_LIST_ROOT:
 			o->list_root = true;
@@ -308,8 +319,12 @@ static int serve(struct mount_opts *o, int ready_fd, struct failure *f)
 	unsigned readers = (o->threads ? o->threads : LIBFUSE_DEFAULT_THREADS) + o->prefetch +
 			   READER_HEADROOM;
 	readers = MAX(readers, (unsigned)CASFS_STORE_DEFAULT_READERS);
-	int r = casfs_store_open(o->store_url, CASFS_STORE_READONLY | CASFS_STORE_READERS(readers),
-				 &store, &err);
+	struct casfs_store_options so = {
+		.flags = CASFS_STORE_READONLY | CASFS_STORE_READERS(readers),
+		.cache = o->cache,
+		.trusted_public_keys = o->trusted_public_keys,
+	};
+	int r = casfs_store_open_with(o->store_url, &so, &store, &err);
 	if (r < 0)
 		return fail(f, "cannot open store: %s", casfs_error_message(&err, r));
 

@@ -392,9 +392,9 @@ static int render_nar(struct casfs_binary_cache *bc, struct casfs_store *from,
 	return 0;
 }
 
-int casfs_binary_cache_add(struct casfs_binary_cache *bc, struct casfs_store *from,
-			   const struct casfs_pathinfo *pi, uint64_t *ret_file_size,
-			   struct casfs_error *err)
+int casfs_binary_cache_upload_nar(struct casfs_binary_cache *bc, struct casfs_store *from,
+				  const struct casfs_pathinfo *pi, struct casfs_buf *text,
+				  uint64_t *ret_file_size, struct casfs_error *err)
 {
 	int r = write_cache_info(bc, err);
 	if (r < 0)
@@ -402,7 +402,6 @@ int casfs_binary_cache_add(struct casfs_binary_cache *bc, struct casfs_store *fr
 	struct nar_file nf = { .fd = -1 };
 	struct casfs_narinfo ni = { 0 };
 	_cleanup_free_ char *nar_path = NULL;
-	struct casfs_buf text = CASFS_BUF_INIT;
 	*ret_file_size = 0;
 	nf.fd = open_tmpfile(err);
 	if (nf.fd < 0)
@@ -454,12 +453,7 @@ int casfs_binary_cache_add(struct casfs_binary_cache *bc, struct casfs_store *fr
 		}
 		ni.sigs[i] = sig;
 	}
-	r = casfs_narinfo_render(&ni, &text);
-	if (r >= 0) {
-		char name[CASFS_STORE_PATH_HASH_CHARS + 16];
-		narinfo_name(ni.path.digest, name);
-		r = casfs_transport_put(bc->t, name, "text/x-nix-narinfo", text.data, text.len, err);
-	}
+	r = casfs_narinfo_render(&ni, text);
 out:
 	if (r == -ENOMEM)
 		casfs_error_set(err, r, "out of memory");
@@ -469,6 +463,14 @@ out:
 	if (nf.fd >= 0)
 		close(nf.fd);
 	casfs_narinfo_release(&ni);
-	casfs_buf_release(&text);
 	return r;
+}
+
+int casfs_binary_cache_put_narinfo(struct casfs_binary_cache *bc,
+				   const uint8_t digest[CASFS_STORE_DIGEST_LEN],
+				   const struct casfs_buf *narinfo, struct casfs_error *err)
+{
+	char name[CASFS_STORE_PATH_HASH_CHARS + 16];
+	narinfo_name(digest, name);
+	return casfs_transport_put(bc->t, name, "text/x-nix-narinfo", narinfo->data, narinfo->len, err);
 }

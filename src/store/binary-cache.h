@@ -45,8 +45,14 @@ struct casfs_substituter *casfs_binary_cache_substituter(struct casfs_binary_cac
 /* 1 if the cache has a narinfo for the digest, 0 if not. */
 int casfs_binary_cache_has(struct casfs_binary_cache *bc, const uint8_t digest[CASFS_STORE_DIGEST_LEN],
 			   struct casfs_error *err);
-/* Upload the store path `pi` of `from` (see above).  *ret_nar_bytes: the
- * NAR file's size as written (0 if it was there already). */
-int casfs_binary_cache_add(struct casfs_binary_cache *bc, struct casfs_store *from,
-			   const struct casfs_pathinfo *pi, uint64_t *ret_file_size,
-			   struct casfs_error *err);
+/* Upload the store path `pi` of `from` in two steps (see above): its NAR
+ * (skipped when the cache has that file already; *ret_file_size is the
+ * bytes written, 0 then), with its narinfo rendered (and signed) into
+ * `narinfo` (appended); then, once the path's references are in the
+ * cache, the narinfo, which makes the path appear. */
+int casfs_binary_cache_upload_nar(struct casfs_binary_cache *bc, struct casfs_store *from,
+				  const struct casfs_pathinfo *pi, struct casfs_buf *narinfo,
+				  uint64_t *ret_file_size, struct casfs_error *err);
+int casfs_binary_cache_put_narinfo(struct casfs_binary_cache *bc,
+				   const uint8_t digest[CASFS_STORE_DIGEST_LEN],
+				   const struct casfs_buf *narinfo, struct casfs_error *err);

@@ -13,6 +13,8 @@
 #include "../basic/util.h"
 #include "../storepath/storepath.h"
 #include "local-store.h"
+#include "substituter.h"
+#include "through.h"
 
 char *casfs_store_default_path(void)
 {
@@ -28,6 +30,58 @@ char *casfs_store_default_path(void)
 	if (env && *env)
 		return asprintf(&p, "%s/.local/share/casfs", env) < 0 ? NULL : p;
 	return NULL;
+}
+
+char *casfs_store_default_cache_path(void)
+{
+	char *p = NULL;
+	const char *env = getenv("XDG_CACHE_HOME");
+	if (env && env[0] == '/')
+		return asprintf(&p, "%s/casfs", env) < 0 ? NULL : p;
+	env = getenv("HOME");
+	if (env && *env)
+		return asprintf(&p, "%s/.cache/casfs", env) < 0 ? NULL : p;
+	return NULL;
+}
+
+int casfs_store_trusted_keys(const char *text, struct casfs_nixkey_list *ret,
+			     struct casfs_error *err)
+{
+	if (!text)
+		text = getenv("CASFS_TRUSTED_PUBLIC_KEYS");
+	if (!text)
+		text = "";
+	int r = casfs_nixkey_list_parse(text, strlen(text), ret, err);
+	return r < 0 ? casfs_error_prefix(err, r, "trusted public keys") : r;
+}
+
+static int open_through(struct casfs_store *s, const char *url, const struct casfs_store_options *o,
+			struct casfs_error *err)
+{
+	_cleanup_free_ char *def = NULL;
+	const char *cache = o->cache;
+	if (!cache && !(cache = def = casfs_store_default_cache_path()))
+		return casfs_error_set(err, -ENOENT, "no cache directory: pass --cache or set HOME");
+	struct casfs_nixkey_list keys = { 0 };
+	int r = casfs_store_trusted_keys(o->trusted_public_keys, &keys, err);
+	if (r < 0)
+		return r;
+	struct casfs_substituter *sub = NULL;
+	r = casfs_substituter_open(url, &sub, err);
+	if (r >= 0)
+		r = casfs_store_open(cache, CASFS_STORE_CREATE | (o->flags & ~(unsigned)CASFS_STORE_READONLY),
+				     &s->inner, err);
+	if (r >= 0)
+		r = casfs_through_pathinfo_new(s->inner, sub, &keys, &s->pathinfos);
+	if (r < 0) {
+		casfs_substituter_free(sub);
+		casfs_nixkey_list_release(&keys);
+		return r;
+	}
+	s->blobs = s->inner->blobs;
+	s->directories = s->inner->directories;
+	s->url = strdup(url);
+	return s->url ? 0 : -ENOMEM;
 }
 
 static int open_memory(struct casfs_store *s)
@@ -62,6 +116,14 @@ static int open_local(struct casfs_store *s, const char *dir, unsigned flags,
 int casfs_store_open(const char *url, unsigned flags, struct casfs_store **ret,
 		     struct casfs_error *err)
 {
+	struct casfs_store_options o = { .flags = flags };
+	return casfs_store_open_with(url, &o, ret, err);
+}
+
+int casfs_store_open_with(const char *url, const struct casfs_store_options *o,
+			  struct casfs_store **ret, struct casfs_error *err)
+{
+	unsigned flags = o->flags;
 	_cleanup_free_ char *def = NULL;
 	if (!url) {
 		url = def = casfs_store_default_path();
@@ -77,6 +139,8 @@ int casfs_store_open(const char *url, unsigned flags, struct casfs_store **ret,
 		r = open_memory(s);
 	else if (!strncmp(url, "local:", 6))
 		r = open_local(s, url + 6, flags, err);
+	else if (casfs_substituter_url_known(url))
+		r = open_through(s, url, o, err);
 	else if (strstr(url, "://") || !strncmp(url, "memory:", 7))
 		r = casfs_error_set(err, -EPROTONOSUPPORT, "unsupported store URL '%s'", url);
 	else
@@ -94,8 +158,12 @@ void casfs_store_free(struct casfs_store *s)
 	if (!s)
 		return;
 	casfs_pathinfo_service_free(s->pathinfos);
-	casfs_directory_service_free(s->directories);
-	casfs_blob_service_free(s->blobs);
+	if (s->inner) {
+		casfs_store_free(s->inner);
+	} else {
+		casfs_directory_service_free(s->directories);
+		casfs_blob_service_free(s->blobs);
+	}
 	if (s->free_backend)
 		s->free_backend(s->backend);
 	free(s->url);

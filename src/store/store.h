@@ -2,6 +2,16 @@
  *
  *   memory:           all three in memory (tests)
  *   local:DIR, DIR    the embedded local store (local-store.h)
+ *   file:///DIR, http://…, https://…   a Nix binary cache (binary-cache.h)
+ *   nix:, nix:ROOT    this machine's Nix store, read-only
+ *
+ * The last two are substituters (substituter.h), not stores: opened as a
+ * store, one is put behind a local store used as a read-through cache
+ * (through.h; the cache's blobs and directories, its PathInfos first, the
+ * substituter's when absent).  The cache is --cache DIR, default
+ * $XDG_CACHE_HOME/casfs, else ~/.cache/casfs; paths from a binary cache
+ * need a signature by one of the trusted public keys (or a checkable
+ * content address).
  *
  * The embedded default (no --store): $CASFS_STORE, else
  * $XDG_DATA_HOME/casfs, else $HOME/.local/share/casfs.
@@ -15,6 +25,7 @@
 #include "../basic/error.h"
 #include "../castore/blobservice.h"
 #include "../castore/directoryservice.h"
+#include "../nixcache/nixkey.h"
 #include "pathinfoservice.h"
 
 enum {
@@ -40,10 +51,13 @@ enum {
 #define CASFS_STORE_DEFAULT_READERS 256
 
 struct casfs_store {
+	/* With `inner` set, blobs and directories are inner's (borrowed) and
+	 * pathinfos reads through to a substituter. */
 	struct casfs_blob_service *blobs;
 	struct casfs_directory_service *directories;
 	struct casfs_pathinfo_service *pathinfos;
 	char *url;                     /* owned, normalised (e.g. "local:/abs/dir") */
+	struct casfs_store *inner;     /* owned: the read-through cache, or NULL */
 	void *backend;                 /* backend-private, freed by free_backend */
 	void (*free_backend)(void *backend);
 };
@@ -54,6 +68,26 @@ struct casfs_store {
 int casfs_store_open(const char *url, unsigned flags, struct casfs_store **ret,
 		     struct casfs_error *err);
 void casfs_store_free(struct casfs_store *s);
+
+struct casfs_store_options {
+	unsigned flags;                  /* as for casfs_store_open */
+	const char *cache;               /* read-through cache directory; NULL: default */
+	/* Space-separated "name:base64" public keys; NULL: the environment's
+	 * $CASFS_TRUSTED_PUBLIC_KEYS (none if unset). */
+	const char *trusted_public_keys;
+};
+
+/* casfs_store_open with the options above.  A bad key list is -EBADMSG
+ * naming the key. */
+int casfs_store_open_with(const char *url, const struct casfs_store_options *o,
+			  struct casfs_store **ret, struct casfs_error *err);
+
+/* The default read-through cache location (malloc'd), or NULL. */
+char *casfs_store_default_cache_path(void);
+
+/* Parse a trusted key list (NULL: $CASFS_TRUSTED_PUBLIC_KEYS). */
+int casfs_store_trusted_keys(const char *text, struct casfs_nixkey_list *ret,
+			     struct casfs_error *err);
 
 /* The embedded default location as a malloc'd path, or NULL on OOM or when
  * neither $CASFS_STORE, $XDG_DATA_HOME nor $HOME is set. */
