@@ -5,6 +5,7 @@
 
 #include "../basic/encoding.h"
 #include "../basic/util.h"
+#include "../storepath/ca.h"
 #include "../storepath/storepath.h"
 #include "args.h"
 
@@ -23,22 +24,18 @@ static void json_string(const char *s, size_t len)
 	putchar('"');
 }
 
-/* "fixed:r:sha256:<nixbase32>" and friends, as nix prints `ca`. */
+/* "fixed:r:sha256:<nixbase32>" and friends, as nix prints `ca` ("" if
+ * none or unprintable). */
 static void format_ca(const struct casfs_pathinfo *pi, char *out, size_t cap)
 {
-	static const char *const kinds[] = {
-		[CASFS_CA_NAR_SHA256] = "fixed:r:sha256", [CASFS_CA_NAR_SHA1] = "fixed:r:sha1",
-		[CASFS_CA_NAR_SHA512] = "fixed:r:sha512", [CASFS_CA_NAR_MD5] = "fixed:r:md5",
-		[CASFS_CA_TEXT_SHA256] = "text:sha256",   [CASFS_CA_FLAT_SHA1] = "fixed:sha1",
-		[CASFS_CA_FLAT_MD5] = "fixed:md5",        [CASFS_CA_FLAT_SHA256] = "fixed:sha256",
-		[CASFS_CA_FLAT_SHA512] = "fixed:sha512",
-	};
 	out[0] = 0;
-	if (!pi->has_ca || (unsigned)pi->ca_type >= ARRAY_SIZE(kinds) || pi->ca_digest_len > 64)
-		return;
-	char digest[CASFS_NIXBASE32_LEN(64) + 1];
-	casfs_nixbase32_encode(pi->ca_digest, pi->ca_digest_len, digest);
-	snprintf(out, cap, "%s:%s", kinds[pi->ca_type], digest);
+	struct casfs_ca ca;
+	struct casfs_buf b = CASFS_BUF_INIT;
+	if (pi->has_ca && casfs_ca_from_pathinfo(pi->ca_type, pi->ca_digest, pi->ca_digest_len, &ca,
+						 NULL) >= 0 &&
+	    casfs_ca_format(&ca, &b) >= 0)
+		snprintf(out, cap, "%.*s", (int)b.len, (const char *)b.data);
+	casfs_buf_release(&b);
 }
 
 static void reference_path(const struct casfs_pathinfo *pi, size_t i, char *out)
@@ -80,9 +77,10 @@ static void print_json(const char *path, const struct casfs_pathinfo *pi, bool f
 	if (pi->has_deriver) {
 		char h[CASFS_STORE_PATH_HASH_CHARS + 1];
 		casfs_nixbase32_encode(pi->deriver_digest, CASFS_STORE_DIGEST_LEN, h);
-		printf(",\"deriver\":\"%s/%s-", CASFS_STORE_DIR, h);
-		json_string(pi->deriver_name, strlen(pi->deriver_name));
-		printf("\"");
+		char drv[CASFS_STORE_PATH_MAX + 1];
+		snprintf(drv, sizeof(drv), "%s/%s-%s", CASFS_STORE_DIR, h, pi->deriver_name);
+		printf(",\"deriver\":");
+		json_string(drv, strlen(drv));
 	}
 	printf(",\"signatures\":[");
 	for (size_t i = 0; i < pi->n_signatures; i++) {

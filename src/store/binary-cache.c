@@ -116,7 +116,7 @@ static int check_cache_info(struct casfs_binary_cache *bc, struct casfs_error *e
 	struct casfs_buf b = CASFS_BUF_INIT;
 	int r = casfs_transport_get_buf(bc->t, "nix-cache-info", CACHE_INFO_MAX, &b, err);
 	if (r == -ENOENT) {
-		*err = (struct casfs_error){ 0 };
+		casfs_error_clear(err);
 		return 0;
 	}
 	if (r < 0)
@@ -208,8 +208,10 @@ static int bc_query(struct casfs_substituter *s, const uint8_t digest[CASFS_STOR
 	narinfo_name(digest, name);
 	struct casfs_buf b = CASFS_BUF_INIT;
 	int r = casfs_transport_get_buf(bc->t, name, CASFS_NARINFO_MAX_SIZE, &b, err);
-	if (r == -ENOENT)
+	if (r == -ENOENT) {
+		casfs_error_clear(err);
 		r = casfs_error_set(err, r, "'%.32s' is not in binary cache '%s'", name, bc->url);
+	}
 	if (r >= 0) {
 		r = casfs_narinfo_parse((const char *)b.data, b.len, ret, err);
 		if (r < 0)
