@@ -85,8 +85,8 @@ bool casfs_substituter_url_known(const char *url)
 int casfs_substituter_open(const char *url, struct casfs_substituter **ret,
 			   struct casfs_error *err)
 {
-	if (!strncmp(url, "nix:", 4)) /* TODO: nix-store.c */
-		return casfs_error_set(err, -EPROTONOSUPPORT, "'%s': not yet", url);
+	if (!strncmp(url, "nix:", 4))
+		return casfs_substituter_nix_open(url[4] ? url + 4 : NULL, ret, err);
 	if (!casfs_substituter_url_known(url))
 		return casfs_error_set(err, -EPROTONOSUPPORT, "unsupported store URL '%s'", url);
 	struct casfs_binary_cache *bc;
