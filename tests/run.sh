@@ -61,14 +61,17 @@ for b in "$@"; do
 done
 
 # The mount's concurrency test once more, with a ThreadSanitizer daemon;
-# the export's slice workers (nar), the import's blob worker (ingest) and
-# the fs core's prefetcher under ThreadSanitizer.
+# the export's slice workers (nar), the import's blob worker (ingest), the
+# fs core's prefetcher, and the binary cache client (parallel copies, the
+# download thread, one fetch for concurrent lookups) under ThreadSanitizer.
 if [ -x "$top/build-tsan/casfs" ]; then
 	export CASFS="$top/build/casfs" CASFS_TSAN="$top/build-tsan/casfs" CASFS_SANITIZED=tsan
 	run_one build-tsan "sh/tsan-mount" bash "$top/tests/sh/tsan-mount.sh"
 	run_one build-tsan "sh/tsan-nar-slices" env CASFS="$top/build-tsan/casfs" \
 		TSAN_OPTIONS=exitcode=66 bash "$top/tests/sh/test-nar-slices.sh"
-	for t in test-ingest test-fs-prefetch; do
+	run_one build-tsan "sh/tsan-binary-cache-http" env CASFS="$top/build-tsan/casfs" \
+		TSAN_OPTIONS=exitcode=66 setarch "$(uname -m)" -R bash "$top/tests/sh/test-binary-cache-http.sh"
+	for t in test-ingest test-fs-prefetch test-chunk-pipe; do
 		[ -x "$top/build-tsan/tests/$t" ] &&
 			run_one build-tsan "unit/$t" env TSAN_OPTIONS=exitcode=66 \
 				setarch "$(uname -m)" -R "$top/build-tsan/tests/$t"

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../basic/chunk-pipe.h"
 #include "../basic/encoding.h"
 #include "../basic/io.h"
 #include "../basic/util.h"
@@ -228,26 +229,66 @@ static int bc_query(struct casfs_substituter *s, const uint8_t digest[CASFS_STOR
 	return r;
 }
 
-struct fetch {
+/* Fetching a NAR runs in two stages on two threads: a producer downloads
+ * and decompresses (transport, decompress.h) into a chunk pipe, the
+ * calling thread parses and ingests (import.h), so that xz or zstd
+ * decoding overlaps with hashing and writing blobs. */
+#define PIPE_SLOTS 8
+
+struct producer {
+	struct casfs_binary_cache *bc;
+	const char *url;
 	struct casfs_decompress *dec;
-	struct casfs_nar_import *imp;
-	uint64_t nar_bytes, nar_size;
+	struct casfs_chunk_pipe *pipe;
+	struct casfs_error err;
 };
 
-static int nar_sink(void *userdata, const void *p, size_t n, struct casfs_error *err)
+static int push_sink(void *userdata, const void *p, size_t n, struct casfs_error *err)
 {
-	struct fetch *f = userdata;
-	f->nar_bytes += n;
-	if (f->nar_bytes > f->nar_size)
-		return casfs_error_set(err, -EBADMSG, "NAR is longer than its NarSize %llu",
-				       (unsigned long long)f->nar_size);
-	return casfs_nar_import_feed(f->imp, p, n, err);
+	struct producer *pr = userdata;
+	int r = casfs_chunk_pipe_push(pr->pipe, p, n);
+	return r < 0 ? casfs_error_set(err, r, "cancelled") : 0;
 }
 
 static int body_sink(void *userdata, const void *p, size_t n, struct casfs_error *err)
 {
-	struct fetch *f = userdata;
-	return casfs_decompress_feed(f->dec, p, n, nar_sink, f, err);
+	struct producer *pr = userdata;
+	return casfs_decompress_feed(pr->dec, p, n, push_sink, pr, err);
+}
+
+static void *produce(void *arg)
+{
+	struct producer *pr = arg;
+	int r = casfs_transport_get(pr->bc->t, pr->url, UINT64_MAX, body_sink, pr, &pr->err);
+	if (r >= 0)
+		r = casfs_decompress_finish(pr->dec, push_sink, pr, NULL, NULL, &pr->err);
+	casfs_chunk_pipe_close(pr->pipe, r < 0 ? r : 0);
+	return NULL;
+}
+
+/* Feed the NAR popped from the pipe to the importer, at most `nar_size`
+ * bytes.  Returns 0, the consumer's error (the pipe cancelled), or the
+ * producer's (-ECANCELED is never its own). */
+static int consume(struct casfs_chunk_pipe *pipe, struct casfs_nar_import *imp, uint64_t nar_size,
+		   bool *ret_producer_failed, struct casfs_error *err)
+{
+	uint64_t total = 0;
+	for (;;) {
+		const void *p;
+		ssize_t n = casfs_chunk_pipe_pop(pipe, &p);
+		*ret_producer_failed = n < 0;
+		if (n <= 0)
+			return (int)n;
+		total += (uint64_t)n;
+		int r = total > nar_size
+				? casfs_error_set(err, -EBADMSG, "NAR is longer than its NarSize %llu",
+						  (unsigned long long)nar_size)
+				: casfs_nar_import_feed(imp, p, (size_t)n, err);
+		if (r < 0) {
+			casfs_chunk_pipe_cancel(pipe);
+			return r;
+		}
+	}
 }
 
 static int bc_fetch(struct casfs_substituter *s, const struct casfs_narinfo *ni,
@@ -260,26 +301,35 @@ static int bc_fetch(struct casfs_substituter *s, const struct casfs_narinfo *ni,
 	int r = casfs_compression_parse(ni->compression, &c, err);
 	if (r < 0)
 		return r;
-	struct fetch f = { .nar_size = ni->nar_size };
-	f.dec = casfs_decompress_new(c);
-	f.imp = casfs_nar_import_new(into, NULL);
-	if (!f.dec || !f.imp)
+	struct producer pr = { .bc = bc, .url = ni->url };
+	pr.dec = casfs_decompress_new(c);
+	pr.pipe = casfs_chunk_pipe_new(PIPE_SLOTS, CASFS_DECOMPRESS_CHUNK);
+	struct casfs_nar_import *imp = casfs_nar_import_new(into, NULL);
+	pthread_t thread;
+	if (!pr.dec || !pr.pipe || !imp)
 		r = casfs_error_set(err, -ENOMEM, "out of memory");
+	else if ((r = -pthread_create(&thread, NULL, produce, &pr)) < 0)
+		r = casfs_error_set(err, r, "cannot start a download thread: %s", strerror(-r));
+	if (r >= 0) {
+		bool producer_failed;
+		r = consume(pr.pipe, imp, ni->nar_size, &producer_failed, err);
+		casfs_chunk_pipe_cancel(pr.pipe); /* a producer still pushing stops */
+		pthread_join(thread, NULL);
+		if (producer_failed)
+			*err = pr.err;
+	}
 	if (r >= 0)
-		r = casfs_transport_get(bc->t, ni->url, UINT64_MAX, body_sink, &f, err);
-	if (r >= 0)
-		r = casfs_decompress_finish(f.dec, nar_sink, &f, NULL, NULL, err);
-	if (r >= 0)
-		r = casfs_nar_import_end(f.imp, ret_nar_sha256, ret_nar_size, err);
+		r = casfs_nar_import_end(imp, ret_nar_sha256, ret_nar_size, err);
 	if (r >= 0) {
 		char base[CASFS_STORE_PATH_BASENAME_MAX + 1];
 		casfs_store_path_format_basename(&ni->path, base);
-		r = casfs_nar_import_finish(f.imp, base, ret_root, err);
+		r = casfs_nar_import_finish(imp, base, ret_root, err);
 	}
 	if (r < 0 && r != -ENOMEM)
 		r = casfs_error_prefix(err, r, "NAR '%s' of '%s'", ni->url, bc->url);
-	casfs_decompress_free(f.dec);
-	casfs_nar_import_free(f.imp);
+	casfs_decompress_free(pr.dec);
+	casfs_chunk_pipe_free(pr.pipe);
+	casfs_nar_import_free(imp);
 	return r;
 }
 

@@ -8,6 +8,7 @@
 #include <zstd.h>
 
 #include "basic/buf.h"
+#include "nixcache/compress.h"
 #include "nixcache/decompress.h"
 #include "test.h"
 
@@ -258,4 +259,88 @@ TEST(method_names)
 	CHECK_EQ_INT(casfs_compression_parse("br", &c, &err), -ENOTSUP);
 	CHECK(strstr(casfs_error_message(&err, -ENOTSUP), "'br'") != NULL);
 	CHECK_EQ_INT(casfs_compression_parse("", &c, &err), -ENOTSUP);
+}
+
+/* ---- compress.h: what it writes, the libraries' one-shot decoders read -- */
+
+static int collect_any(void *userdata, const void *p, size_t n, struct casfs_error *err)
+{
+	(void)err;
+	return casfs_buf_append(userdata, p, n);
+}
+
+/* The libraries' own buffer decoders, independent of decompress.c. */
+static int library_decode(enum casfs_compression c, const uint8_t *in, size_t len, uint8_t *out,
+			  size_t cap, size_t *ret_len)
+{
+	switch (c) {
+	case CASFS_COMPRESSION_NONE:
+		if (len > cap)
+			return -1;
+		memcpy(out, in, len);
+		*ret_len = len;
+		return 0;
+	case CASFS_COMPRESSION_XZ: {
+		uint64_t limit = UINT64_MAX;
+		size_t in_pos = 0, out_pos = 0;
+		if (lzma_stream_buffer_decode(&limit, 0, NULL, in, &in_pos, len, out, &out_pos, cap) !=
+		    LZMA_OK || in_pos != len)
+			return -1;
+		*ret_len = out_pos;
+		return 0;
+	}
+	case CASFS_COMPRESSION_ZSTD: {
+		size_t r = ZSTD_decompress(out, cap, in, len);
+		if (ZSTD_isError(r))
+			return -1;
+		*ret_len = r;
+		return 0;
+	}
+	case CASFS_COMPRESSION_BZIP2: {
+		unsigned int l = (unsigned int)cap;
+		if (BZ2_bzBuffToBuffDecompress((char *)out, &l, (char *)in, (unsigned int)len, 0, 0) !=
+		    BZ_OK)
+			return -1;
+		*ret_len = l;
+		return 0;
+	}
+	}
+	return -1;
+}
+
+TEST(compress_round_trip_in_random_pieces)
+{
+	uint8_t *p = plain_data();
+	uint8_t *back = malloc(PLAIN_LEN + 1);
+	CHECK(p != NULL && back != NULL);
+	for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) {
+		struct casfs_compress *z = casfs_compress_new(all[k]);
+		CHECK(z != NULL);
+		struct casfs_buf out = CASFS_BUF_INIT;
+		struct casfs_error err = { 0 };
+		int r = 0;
+		for (size_t off = 0; off < PLAIN_LEN && r >= 0;) {
+			size_t n = piece();
+			if (n > PLAIN_LEN - off)
+				n = PLAIN_LEN - off;
+			r = casfs_compress_feed(z, p + off, n, collect_any, &out, &err);
+			off += n;
+		}
+		if (r >= 0)
+			r = casfs_compress_finish(z, collect_any, &out, &err);
+		casfs_compress_free(z);
+		CHECK_EQ_INT(r, 0);
+		size_t got = 0;
+		CHECK_EQ_INT(library_decode(all[k], out.data, out.len, back, PLAIN_LEN + 1, &got), 0);
+		CHECK_EQ_INT(got, PLAIN_LEN);
+		CHECK(memcmp(back, p, PLAIN_LEN) == 0);
+		/* and decompress.h reads it too */
+		struct casfs_buf again = CASFS_BUF_INIT;
+		CHECK_EQ_INT(run(all[k], out.data, out.len, &again, NULL, NULL, &err), 0);
+		CHECK_EQ_INT(again.len, PLAIN_LEN);
+		casfs_buf_release(&again);
+		casfs_buf_release(&out);
+	}
+	free(back);
+	free(p);
 }
