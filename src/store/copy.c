@@ -138,7 +138,8 @@ static int load(struct copy *c, struct node *nd, struct casfs_store_path **ret_r
 		*ret_refs = malloc((*ret_n + 1) * sizeof(**ret_refs));
 		if (!*ret_refs)
 			return -ENOMEM;
-		memcpy(*ret_refs, nd->ni.references, *ret_n * sizeof(**ret_refs));
+		if (*ret_n)
+			memcpy(*ret_refs, nd->ni.references, *ret_n * sizeof(**ret_refs));
 		nd->nar_size = nd->ni.nar_size;
 		return 0;
 	}
