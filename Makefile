@@ -111,7 +111,7 @@ check: deps
 	@$(MAKE) --no-print-directory tests
 	@$(MAKE) --no-print-directory SAN=1 tests
 	@$(MAKE) --no-print-directory TSAN=1 all build-tsan/tests/test-ingest \
-		build-tsan/tests/test-fs-prefetch
+		build-tsan/tests/test-fs-prefetch build-tsan/tests/test-chunk-pipe
 	@sh tests/run.sh build build-asan
 
 demo: deps
@@ -153,6 +153,11 @@ fresh-check:
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
 
-.PHONY: all tests fuzz deps check demo bench bench-b3 bench-hashbound bench-mount fresh-check clean
+# casfs copy and a read-through mount against nix copy (bench/copy.sh).
+bench-copy: deps
+	@$(MAKE) --no-print-directory all
+	@CASFS=$(CURDIR)/build/casfs bash bench/copy.sh
+
+.PHONY: all tests fuzz deps check demo bench bench-b3 bench-hashbound bench-mount bench-copy fresh-check clean
 .SECONDARY:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
