@@ -96,8 +96,8 @@ cmp -s "$TMP/prog.out" "$P_PROG" && pass through-cat || fail through-cat "$(head
 "$CASFS" --store "$URL" --cache "$TMP/c2" cat "$P_PROG" 2>"$TMP/err" >/dev/null
 one_line_error through-unsigned-refused "$?" "$TMP/err" "lacks a valid signature"
 
-if [ ! -e /dev/fuse ] || ! command -v unshare >/dev/null; then
-	skip through-mount "no FUSE or unshare"
+if [ ! -e /dev/fuse ] || ! unshare -m --propagation private true 2>/dev/null; then
+	skip through-mount "no FUSE or no private mount namespaces here"
 	exit $FAILED
 fi
 # A private mount namespace with the cache mounted on /nix/store: the
