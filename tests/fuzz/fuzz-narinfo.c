@@ -3,12 +3,16 @@
  * rendering parses and renders to the same bytes (the sets already sorted
  * and deduplicated), whose fingerprint exists (NarSize != 0), and whose
  * signatures verify against no key of an empty list and never crash the
- * verifier under a fixed key of the first signature's name. */
+ * verifier under a fixed key of the first signature's name.  Then the
+ * trust check (content addresses, ca.h) and the mapping to a PathInfo and
+ * back: a narinfo is trusted unsigned only through a CA that parses, and
+ * the PathInfo it gives maps back to the same signed fields. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "nixcache/narinfo-pathinfo.h"
 #include "nixcache/narinfo.h"
 #include "nixcache/nixkey.h"
 
@@ -54,6 +58,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r < 0 && r != -EIO && r != -ENOMEM)
 			abort();
 	}
+	uint8_t file_sha[CASFS_SHA256_LEN];
+	r = casfs_narinfo_check_trust(&ni, &none, file_sha, &err);
+	if (r == CASFS_TRUST_SIGNED)
+		abort(); /* no key, so no signature can be valid */
+	if (r >= 0 && !ni.ca)
+		abort();
+	if (r < 0 && r != -EACCES && r != -EBADMSG && r != -ENOMEM)
+		abort();
+	struct casfs_node root = { .type = CASFS_NODE_SYMLINK };
+	char base[CASFS_STORE_PATH_BASENAME_MAX + 1];
+	casfs_store_path_format_basename(&ni.path, base);
+	root.name = strdup(base);
+	root.name_len = strlen(base);
+	root.target = strdup("t");
+	root.target_len = 1;
+	struct casfs_pathinfo pi;
+	if (root.name && root.target && casfs_pathinfo_from_narinfo(&ni, &root, &pi, NULL) >= 0) {
+		struct casfs_narinfo again;
+		if (casfs_narinfo_from_pathinfo(&pi, "nar/x.nar", "none", &again, NULL) < 0)
+			abort();
+		struct casfs_buf f1 = CASFS_BUF_INIT, f2 = CASFS_BUF_INIT;
+		if (casfs_narinfo_fingerprint(&ni, &f1) < 0 || casfs_narinfo_fingerprint(&again, &f2) < 0 ||
+		    f1.len != f2.len || memcmp(f1.data, f2.data, f1.len) != 0 ||
+		    again.n_sigs != ni.n_sigs || !again.ca != !ni.ca)
+			abort();
+		casfs_buf_release(&f1);
+		casfs_buf_release(&f2);
+		casfs_narinfo_release(&again);
+		casfs_pathinfo_release(&pi);
+	}
+	casfs_node_release(&root);
 	casfs_buf_release(&fp);
 	casfs_buf_release(&b1);
 	casfs_buf_release(&b2);
