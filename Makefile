@@ -37,7 +37,7 @@ LDLIBS += $(shell pkg-config --libs fuse3)
 endif
 
 # Layers, top first (link order).  See STYLE rule 1.
-MODULES := cli $(if $(HAVE_FUSE),fuse) fs store nixcache castore nar storepath proto digest basic
+MODULES := cli serve $(if $(HAVE_FUSE),fuse) fs store nixcache castore nar storepath proto digest basic
 LIBS := $(foreach m,$(MODULES),$(BUILD)/lib/libcasfs-$(m).a) $(BUILD)/lib/libblake3.a
 
 all: $(BUILD)/casfs

@@ -46,4 +46,5 @@ int cmd_path_info(struct cli *c, int argc, char **argv);
 int cmd_ls(struct cli *c, int argc, char **argv);
 int cmd_cat(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
+int cmd_serve_cache(struct cli *c, int argc, char **argv);
 int cmd_copy(struct cli *c, int argc, char **argv);

@@ -25,6 +25,7 @@ static const char usage[] =
 	"  copy [--from URL] [--to URL] STORE_PATH...\n"
 	"                               copy closures between stores and binary caches\n"
 	"  mount MOUNTPOINT             mount the store as a read-only filesystem\n"
+	"  serve-cache [--listen H:P]   serve the store as a Nix binary cache over HTTP\n"
 	"\n"
 	"global options:\n"
 	"  --store URL   the store: a directory or local:DIR (embedded local store),\n"
@@ -81,6 +82,7 @@ static const struct command commands[] = {
 	{ "ls", cmd_ls },
 	{ "cat", cmd_cat },
 	{ "verify", cmd_verify },
+	{ "serve-cache", cmd_serve_cache },
 	{ "copy", cmd_copy },
 #ifdef CASFS_HAVE_FUSE
 	{ "mount", cmd_mount },
