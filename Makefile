@@ -146,6 +146,12 @@ bench-mount: deps
 	@$(MAKE) --no-print-directory BUILD=build all
 	@CASFS=$(CURDIR)/build/casfs bash bench/mount.sh
 
+# serve-cache vs python3 -m http.server over Nix's file:// cache of the
+# same closure: narinfo requests/s and NAR MB/s (bench/serve-cache.sh).
+bench-serve: deps
+	@$(MAKE) --no-print-directory all
+	@CASFS=$(CURDIR)/$(BUILD)/casfs bash bench/serve-cache.sh
+
 # The README's two commands on a brand-new minimal Debian 12 root (root only).
 fresh-check:
 	@sh scripts/fresh-check.sh
@@ -158,6 +164,6 @@ bench-copy: deps
 	@$(MAKE) --no-print-directory all
 	@CASFS=$(CURDIR)/build/casfs bash bench/copy.sh
 
-.PHONY: all tests fuzz deps check demo bench bench-b3 bench-hashbound bench-mount bench-copy fresh-check clean
+.PHONY: all tests fuzz deps check demo bench bench-b3 bench-hashbound bench-mount bench-copy bench-serve fresh-check clean
 .SECONDARY:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
