@@ -130,14 +130,18 @@ run_oracle() { # name [command prefix...]
 # First as nobody, while no process has the chroot database open (Nix
 # removes the -wal and -shm files as it closes it): SQLite's read-only
 # mode cannot create them then, so the substituter reads it immutable.
-if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+if ! command -v setpriv >/dev/null || [ "$(id -u)" != 0 ]; then
+	skip nix-substituter/oracle-unprivileged "needs root and setpriv"
+elif ! as_nobody test -x "$UNIT"; then
+	# (a checkout below a directory only root may enter, as /root)
+	skip nix-substituter/oracle-unprivileged "nobody cannot run $UNIT here"
+else
 	[ -e "$DB-wal" ] && skip nix-substituter/oracle-immutable "$DB-wal exists: not the immutable case"
 	chmod 755 "$TMP"
 	chmod -R a+rX "$TMP/oracle" "$TMP/dumps"
 	run_oracle oracle-unprivileged setpriv --reuid=65534 --regid=65534 --clear-groups
 	chmod 700 "$TMP"
-else
-	skip nix-substituter/oracle-unprivileged "needs root and setpriv"
 fi
 run_oracle oracle
 
