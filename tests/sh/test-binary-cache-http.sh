@@ -87,6 +87,21 @@ one_line_error http-stall-times-out "$rc" "$TMP/err" "timed out"
 "$CASFS" --store "$TMP/s3" copy --from "http://127.0.0.1:1" "$P_REF" 2>"$TMP/err"
 one_line_error http-refused "$?" "$TMP/err" "127.0.0.1:1"
 
+# ---- casfs to casfs through serve-cache --allow-upload --------------------------
+surl=$("$CASFS" --store "$TMP/served" serve-cache --listen 127.0.0.1:0 --allow-upload \
+	--sign-key "$SK" --background 2>"$TMP/serve.err")
+if [ -n "$surl" ]; then
+	SERVER_PIDS+=($(fuser "${surl##*:}/tcp" 2>/dev/null))
+	"$CASFS" --store "$TMP/s1" copy --to "$surl" "$P_REF" 2>"$TMP/err"
+	check_eq upload-to-serve-cache "$?" 0
+	"$CASFS" --store "$TMP/s4" copy --from "$surl" --trusted-public-keys "$PK_TEXT" "$P_REF" 2>"$TMP/err"
+	check_eq copy-from-serve-cache "$?" 0
+	"$CASFS" --store "$TMP/s4" nar "$P_REF" | cmp -s - <(nixstore --dump "$P_REF") &&
+		pass serve-cache-round-trip-nar || fail serve-cache-round-trip-nar "NAR differs"
+else
+	fail serve-cache-start "$(head -1 "$TMP/serve.err")"
+fi
+
 # ---- a binary cache as the store ----------------------------------------------
 serve through
 "$CASFS" --store "$URL" --cache "$TMP/c1" --trusted-public-keys "$PK_TEXT" cat "$P_PROG" >"$TMP/prog.out" 2>&1
