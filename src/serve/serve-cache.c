@@ -19,7 +19,7 @@
 #include "../basic/util.h"
 #include "../nixcache/narinfo-pathinfo.h"
 #include "../nixcache/narinfo.h"
-#include "serve-nar.h"
+#include "../store/nar-plan.h"
 #include "serve-narmap.h"
 #include "serve-route.h"
 #include "serve-upload.h"

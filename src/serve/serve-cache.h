@@ -1,6 +1,6 @@
 /* `casfs serve-cache`: a store served as a Nix binary cache over HTTP/1.1
  * (routes: serve-route.h; uploads: serve-upload.h; NAR rendering:
- * serve-nar.h).
+ * store/nar-plan.h).
  *
  * HTTP library: libmicrohttpd 0.9.75 (Debian 12), a thread per
  * connection.  Chosen by a measurement (2 cores, the client on the same

@@ -19,6 +19,7 @@
 #include "../nixcache/transport.h"
 #include "export.h"
 #include "import.h"
+#include "nar-plan.h"
 
 #define CACHE_INFO_MAX (64 * 1024)
 
@@ -29,6 +30,7 @@ struct casfs_binary_cache {
 	enum casfs_compression compression;
 	bool has_key;
 	struct casfs_nixkey_secret key;
+	bool listing; /* write-nar-listing: also write <hash>.ls */
 	pthread_mutex_t lock;
 	bool cache_info_known; /* nix-cache-info seen or written */
 };
@@ -101,7 +103,12 @@ static int parse_params(struct casfs_binary_cache *bc, char *q, unsigned *stall,
 				return casfs_error_set(err, -EINVAL, "'%s': bad stalled-download-timeout '%s'",
 						       bc->url, v);
 			*stall = (unsigned)s;
-		} else if (strcmp(kv, "write-nar-listing") && strcmp(kv, "priority") &&
+		} else if (!strcmp(kv, "write-nar-listing")) {
+			if (strcmp(v, "1") && strcmp(v, "true") && strcmp(v, "0") && strcmp(v, "false"))
+				return casfs_error_set(err, -EINVAL, "'%s': write-nar-listing wants 1 or 0, not '%s'",
+						       bc->url, v);
+			bc->listing = !strcmp(v, "1") || !strcmp(v, "true");
+		} else if (strcmp(kv, "priority") &&
 			   strcmp(kv, "want-mass-query")) {
 			return casfs_error_set(err, -EINVAL, "'%s': unknown parameter '%s'", bc->url, kv);
 		}
@@ -401,6 +408,28 @@ static int open_tmpfile(struct casfs_error *err)
 	return fd;
 }
 
+/* <hash>.ls: the listing Nix writes with write-nar-listing=true. */
+static int write_listing(struct casfs_binary_cache *bc, struct casfs_store *from,
+			 const struct casfs_pathinfo *pi, struct casfs_error *err)
+{
+	struct casfs_nar_plan *plan;
+	int r = casfs_nar_plan_new(from, &pi->node, true, &plan, err);
+	if (r < 0)
+		return r;
+	size_t len;
+	const char *json = casfs_nar_plan_listing(plan, &len);
+	struct casfs_store_path sp;
+	r = casfs_store_path_parse_basename(pi->node.name, pi->node.name_len, &sp, err);
+	if (r >= 0) {
+		char name[CASFS_STORE_PATH_HASH_CHARS + 16];
+		size_t n = casfs_nixbase32_encode(sp.digest, CASFS_STORE_DIGEST_LEN, name);
+		strcpy(name + n, ".ls");
+		r = casfs_transport_put(bc->t, name, "application/json", json, len, err);
+	}
+	casfs_nar_plan_free(plan);
+	return r;
+}
+
 static int write_cache_info(struct casfs_binary_cache *bc, struct casfs_error *err)
 {
 	pthread_mutex_lock(&bc->lock);
@@ -455,6 +484,8 @@ int casfs_binary_cache_upload_nar(struct casfs_binary_cache *bc, struct casfs_st
 	struct casfs_narinfo ni = { 0 };
 	_cleanup_free_ char *nar_path = NULL;
 	*ret_file_size = 0;
+	if (bc->listing && (r = write_listing(bc, from, pi, err)) < 0)
+		return r;
 	nf.fd = open_tmpfile(err);
 	if (nf.fd < 0)
 		return nf.fd;

@@ -8,8 +8,8 @@
  *   compression=zstd|xz|bzip2|none   for the NARs written (default zstd:
  *                              as small as xz at a tenth of the time; every
  *                              Nix since 2.1 reads it)
- *   write-nar-listing=1        also write <hash>.ls (accepted, not written
- *                              yet)
+ *   write-nar-listing=1        also write <hash>.ls, the file listing with
+ *                              NAR offsets (nar-plan.h)
  *   stalled-download-timeout=N seconds without progress before a transfer
  *                              fails (default 60)
  *   priority=N, want-mass-query=B   accepted and ignored

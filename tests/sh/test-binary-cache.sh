@@ -150,6 +150,18 @@ check_eq narinfo-as-nix "$(strip "$TMP/out-zstd/$(hashpart "$P_REF").narinfo")" 
 	"$(strip "$TMP/nix-none/$(hashpart "$P_REF").narinfo")"
 check_eq narinfo-none-identical "$(cat "$TMP/out-none/$(hashpart "$P_REF").narinfo")" \
 	"$(cat "$TMP/nix-none/$(hashpart "$P_REF").narinfo")"
+# Listings (write-nar-listing): byte for byte what Nix writes.
+nix copy "${nixflags[@]}" --to "file://$TMP/nix-ls?compression=none&write-nar-listing=true" \
+	"$P_REF" 2>/dev/null
+"$CASFS" --store "$src" copy --to "file://$TMP/out-ls?write-nar-listing=1" "$P_REF" 2>"$TMP/err"
+for p in "$P_TREE" "$P_REF"; do
+	f=$(hashpart "$p").ls
+	if [ -s "$TMP/nix-ls/$f" ] && cmp -s "$TMP/nix-ls/$f" "$TMP/out-ls/$f"; then
+		pass "listing-as-nix-$(basename "$p" | cut -c34-)"
+	else
+		fail "listing-as-nix-$(basename "$p" | cut -c34-)" "$(head -c 200 "$TMP/out-ls/$f" 2>&1)"
+	fi
+done
 # Copying again writes nothing new.
 before=$(find "$TMP/out-zstd" -type f -printf '%p %T@\n' | sort)
 "$CASFS" --store "$src" copy --to "file://$TMP/out-zstd?secret-key=$SK" "${ALL[@]}"

@@ -48,7 +48,7 @@
 
 #include "../basic/error.h"
 #include "../proto/castore-proto.h"
-#include "../store/store.h"
+#include "store.h"
 
 struct casfs_nar_plan;
 struct casfs_nar_cursor;

@@ -1,4 +1,4 @@
-#include "serve-nar.h"
+#include "nar-plan.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -9,7 +9,7 @@
 #include "../basic/util.h"
 #include "../digest/outboard.h"
 #include "../nar/nar-reader.h"
-#include "../store/export.h"
+#include "export.h"
 
 struct plan_file {
 	uint64_t nar_off;    /* first content byte in the NAR */
