@@ -183,3 +183,17 @@ int casfs_blob_outboard(struct casfs_blob_service *s, struct casfs_blob_reader *
 		*ret_source = source;
 	return 0;
 }
+
+int casfs_blob_reader_pread_full(struct casfs_blob_reader *r, void *buf, size_t n, uint64_t off)
+{
+	uint8_t *p = buf;
+	while (n) {
+		ssize_t k = casfs_blob_reader_pread(r, p, n, off);
+		if (k < 0)
+			return (int)k;
+		if (k == 0)
+			return -EBADMSG;
+		p += k, n -= (size_t)k, off += (uint64_t)k;
+	}
+	return 0;
+}

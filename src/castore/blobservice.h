@@ -128,6 +128,10 @@ static inline ssize_t casfs_blob_reader_pread(struct casfs_blob_reader *r, void 
 	return r->ops->pread(r, buf, len, off);
 }
 
+/* Read [off, off + n) fully: 0, -errno, or -EBADMSG if the blob ends
+ * before (shorter than a node says). */
+int casfs_blob_reader_pread_full(struct casfs_blob_reader *r, void *buf, size_t n, uint64_t off);
+
 static inline int casfs_blob_reader_fd(struct casfs_blob_reader *r)
 {
 	return r->ops->fd ? r->ops->fd(r) : -1;

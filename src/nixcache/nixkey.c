@@ -296,3 +296,21 @@ int casfs_nixkey_verify_narinfo(const struct casfs_nixkey_list *trusted,
 		return casfs_error_set(err, r, "libcrypto could not verify a signature");
 	return good;
 }
+
+int casfs_nixkey_add_signature(const struct casfs_nixkey_secret *sk, struct casfs_narinfo *ni,
+			       struct casfs_error *err)
+{
+	struct casfs_narinfo_sig sig;
+	int r = casfs_nixkey_sign_narinfo(sk, ni, &sig, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ni->n_sigs; i++)
+		if (!strcmp(ni->sigs[i].name, sig.name) && !memcmp(ni->sigs[i].sig, sig.sig, sizeof(sig.sig)))
+			return 0;
+	struct casfs_narinfo_sig *v = realloc(ni->sigs, (ni->n_sigs + 1) * sizeof(*v));
+	if (!v)
+		return casfs_error_set(err, -ENOMEM, "out of memory");
+	ni->sigs = v;
+	ni->sigs[ni->n_sigs++] = sig;
+	return 0;
+}

@@ -86,6 +86,12 @@ int casfs_nixkey_sign(const struct casfs_nixkey_secret *sk, const void *msg, siz
 int casfs_nixkey_sign_narinfo(const struct casfs_nixkey_secret *sk, const struct casfs_narinfo *ni,
 			      struct casfs_narinfo_sig *ret, struct casfs_error *err);
 
+/* Sign `ni` and add that Sig to its signatures unless it is there
+ * already (as `nix store sign` does: other signatures, also by other keys
+ * of the same name, stay).  -ENOMEM, -EINVAL, -EIO. */
+int casfs_nixkey_add_signature(const struct casfs_nixkey_secret *sk, struct casfs_narinfo *ni,
+			       struct casfs_error *err);
+
 /* 1 if `sig` is a valid signature of `msg` by `pk` (names not compared),
  * 0 if not, -EIO if libcrypto fails. */
 int casfs_nixkey_verify(const struct casfs_nixkey_public *pk, const void *msg, size_t len,

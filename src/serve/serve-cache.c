@@ -142,24 +142,6 @@ static int get_pathinfo(struct casfs_serve_cache *sv, const uint8_t digest[CASFS
 	return r;
 }
 
-static int add_signature(struct casfs_serve_cache *sv, struct casfs_narinfo *ni,
-			 struct casfs_error *err)
-{
-	struct casfs_narinfo_sig sig;
-	int r = casfs_nixkey_sign_narinfo(&sv->key, ni, &sig, err);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < ni->n_sigs; i++)
-		if (memcmp(&ni->sigs[i], &sig, sizeof(sig)) == 0)
-			return 0;
-	struct casfs_narinfo_sig *v = realloc(ni->sigs, (ni->n_sigs + 1) * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	ni->sigs = v;
-	ni->sigs[ni->n_sigs++] = sig;
-	return 0;
-}
-
 static enum MHD_Result get_narinfo(struct casfs_serve_cache *sv, struct MHD_Connection *conn,
 				   const struct casfs_route *rt)
 {
@@ -183,7 +165,7 @@ static enum MHD_Result get_narinfo(struct casfs_serve_cache *sv, struct MHD_Conn
 		ni.file_size = ni.nar_size;
 		casfs_narmap_put(sv->narmap, pi.nar_sha256, rt->path_digest);
 		if (sv->has_key)
-			r = add_signature(sv, &ni, &err);
+			r = casfs_nixkey_add_signature(&sv->key, &ni, &err);
 	}
 	if (r >= 0)
 		r = casfs_narinfo_render(&ni, &out);

@@ -517,25 +517,8 @@ int casfs_binary_cache_upload_nar(struct casfs_binary_cache *bc, struct casfs_st
 	ni.has_file_hash = ni.has_file_size = true;
 	memcpy(ni.file_sha256, file_sha, CASFS_SHA256_LEN);
 	ni.file_size = nf.file_size;
-	if (bc->has_key) {
-		struct casfs_narinfo_sig sig;
-		r = casfs_nixkey_sign_narinfo(&bc->key, &ni, &sig, err);
-		if (r < 0)
-			goto out;
-		size_t i = 0;
-		while (i < ni.n_sigs && strcmp(ni.sigs[i].name, sig.name) != 0)
-			i++;
-		if (i == ni.n_sigs) {
-			struct casfs_narinfo_sig *p = realloc(ni.sigs, (ni.n_sigs + 1) * sizeof(*p));
-			if (!p) {
-				r = -ENOMEM;
-				goto out;
-			}
-			ni.sigs = p;
-			ni.n_sigs++;
-		}
-		ni.sigs[i] = sig;
-	}
+	if (bc->has_key && (r = casfs_nixkey_add_signature(&bc->key, &ni, err)) < 0)
+		goto out;
 	r = casfs_narinfo_render(&ni, text);
 out:
 	if (r == -ENOMEM)

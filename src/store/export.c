@@ -60,20 +60,6 @@ static int blob_error(int r, const uint8_t digest[CASFS_B3_LEN], struct casfs_er
 	return casfs_error_set(err, r, "blob %s: %s", d, strerror(-r));
 }
 
-/* Read [off, off+n) fully. */
-static int pread_full(struct casfs_blob_reader *rd, uint8_t *p, size_t n, uint64_t off)
-{
-	while (n) {
-		ssize_t k = casfs_blob_reader_pread(rd, p, n, off);
-		if (k < 0)
-			return (int)k;
-		if (k == 0)
-			return -EBADMSG; /* shorter than its node says */
-		p += k, n -= (size_t)k, off += (uint64_t)k;
-	}
-	return 0;
-}
-
 struct slice {
 	uint8_t *buf; /* EXPORT_SLICE bytes, when the blob is read */
 	int r;	      /* the check's result: 0, -EBADMSG at group `bad`, -errno */
@@ -110,7 +96,7 @@ static int check_slice(struct slice_checker *c, uint64_t k, struct slice *sl)
 	if (!c->map) {
 		if (!sl->buf && !(sl->buf = malloc(EXPORT_SLICE)))
 			return -ENOMEM;
-		int r = pread_full(c->rd, sl->buf, n, k * EXPORT_SLICE);
+		int r = casfs_blob_reader_pread_full(c->rd, sl->buf, n, k * EXPORT_SLICE);
 		if (r < 0)
 			return r;
 	}
@@ -238,7 +224,7 @@ int casfs_export_file(struct casfs_store *s, const struct casfs_node *file, casf
 	} else if (small) {
 		/* one read: hash what we hold, then hand out the same bytes */
 		uint8_t d[CASFS_B3_LEN];
-		r = pread_full(rd, buf, (size_t)file->size, 0);
+		r = casfs_blob_reader_pread_full(rd, buf, (size_t)file->size, 0);
 		if (r >= 0) {
 			casfs_b3(buf, (size_t)file->size, d);
 			if (memcmp(d, file->digest, CASFS_B3_LEN) != 0)

@@ -360,19 +360,6 @@ static int ensure_buf(struct casfs_nar_cursor *c, size_t n)
 	return 0;
 }
 
-static int pread_full(struct casfs_blob_reader *rd, uint8_t *p, size_t n, uint64_t off)
-{
-	while (n) {
-		ssize_t k = casfs_blob_reader_pread(rd, p, n, off);
-		if (k < 0)
-			return (int)k;
-		if (k == 0)
-			return -EBADMSG;
-		p += k, n -= (size_t)k, off += (uint64_t)k;
-	}
-	return 0;
-}
-
 static int open_file(struct casfs_nar_cursor *c, size_t i, struct casfs_error *err)
 {
 	const struct plan_file *f = &c->p->files[i];
@@ -411,7 +398,7 @@ static int load_group(struct casfs_nar_cursor *c, uint64_t g, struct casfs_error
 	if (r < 0)
 		return r;
 	c->buf_group = UINT64_MAX;
-	r = pread_full(c->rd, c->buf, n, start);
+	r = casfs_blob_reader_pread_full(c->rd, c->buf, n, start);
 	if (r < 0)
 		return blob_fail(r == -EBADMSG ? -EBADMSG : r, f->digest, err,
 				 r == -EBADMSG ? "is shorter than its node says" : "cannot be read");

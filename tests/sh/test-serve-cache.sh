@@ -271,7 +271,7 @@ try:
     s.shutdown(socket.SHUT_WR)
     d = s.recv(200)
     print(d.split(b"\r\n")[0].decode() if d else "closed")
-except (ConnectionResetError, BrokenPipeError):
+except OSError:  # reset, broken pipe: the server hung up
     print("closed")
 EOF
 }
