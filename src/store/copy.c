@@ -14,6 +14,11 @@
 
 struct node {
 	struct casfs_store_path path;
+	bool looked_up;           /* the fields below are filled (under lock) */
+	int lookup_r;             /* and this is their result, lookup_err its message */
+	struct casfs_error lookup_err;
+	struct casfs_store_path *ref_paths; /* its references, from the lookup */
+	size_t n_ref_paths;
 	bool present;             /* the destination has it */
 	bool loaded;              /* metadata below is filled */
 	struct casfs_narinfo ni;  /* from a substituter */
@@ -31,8 +36,13 @@ struct copy {
 	const struct casfs_copy_source *from;
 	const struct casfs_copy_dest *to;
 	const struct casfs_copy_options *o;
-	struct node *nodes;
+	struct node **nodes; /* each allocated alone: stable while the walk adds more */
 	size_t n, cap;
+	/* The walk's lookups run on `jobs` threads ahead of it (lookup_next,
+	 * under lock); walk_over stops them. */
+	size_t lookup_next;
+	bool walk_over;
+	pthread_cond_t looked_up;
 	size_t *index; /* open addressing over nodes, index_cap slots, SIZE_MAX empty */
 	size_t index_cap;
 	size_t *order; /* topological: references first */
@@ -64,7 +74,7 @@ static int grow_index(struct copy *c)
 	c->index = idx;
 	c->index_cap = cap;
 	for (size_t i = 0; i < c->n; i++) {
-		size_t s = slot_of(c, c->nodes[i].path.digest);
+		size_t s = slot_of(c, c->nodes[i]->path.digest);
 		while (c->index[s] != SIZE_MAX)
 			s = (s + 1) & (cap - 1);
 		c->index[s] = i;
@@ -79,20 +89,22 @@ static int node_get(struct copy *c, const struct casfs_store_path *sp, size_t *r
 		return -ENOMEM;
 	size_t s = slot_of(c, sp->digest);
 	for (; c->index[s] != SIZE_MAX; s = (s + 1) & (c->index_cap - 1))
-		if (!memcmp(c->nodes[c->index[s]].path.digest, sp->digest, CASFS_STORE_DIGEST_LEN)) {
+		if (!memcmp(c->nodes[c->index[s]]->path.digest, sp->digest, CASFS_STORE_DIGEST_LEN)) {
 			*ret = c->index[s];
 			return 0;
 		}
 	if (c->n == c->cap) {
 		size_t cap = c->cap ? 2 * c->cap : 64;
-		struct node *p = realloc(c->nodes, cap * sizeof(*p));
+		struct node **p = realloc(c->nodes, cap * sizeof(*p));
 		if (!p)
 			return -ENOMEM;
 		c->nodes = p;
 		c->cap = cap;
 	}
-	struct node *nd = &c->nodes[c->n];
-	memset(nd, 0, sizeof(*nd));
+	struct node *nd = calloc(1, sizeof(*nd));
+	if (!nd)
+		return -ENOMEM;
+	c->nodes[c->n] = nd;
 	nd->path = *sp;
 	c->index[s] = c->n;
 	*ret = c->n++;
@@ -107,6 +119,7 @@ static void node_release(struct node *nd)
 	casfs_buf_release(&nd->narinfo);
 	free(nd->refs);
 	free(nd->referrers);
+	free(nd->ref_paths);
 }
 
 /* ---- the walk ----------------------------------------------------------- */
@@ -165,7 +178,7 @@ static int load(struct copy *c, struct node *nd, struct casfs_store_path **ret_r
 
 static int add_edge(struct copy *c, size_t from, size_t to)
 {
-	struct node *t = &c->nodes[to];
+	struct node *t = c->nodes[to];
 	if (t->n_referrers == t->referrers_cap) {
 		size_t cap = t->referrers_cap ? 2 * t->referrers_cap : 4;
 		size_t *p = realloc(t->referrers, cap * sizeof(*p));
@@ -175,64 +188,123 @@ static int add_edge(struct copy *c, size_t from, size_t to)
 		t->referrers_cap = cap;
 	}
 	t->referrers[t->n_referrers++] = from;
-	struct node *f = &c->nodes[from];
+	struct node *f = c->nodes[from];
 	f->refs[f->n_refs++] = to;
 	return 0;
 }
 
-static int walk(struct copy *c, const struct casfs_store_path *paths, size_t n_paths,
+/* Whether the destination has the path, and if not its metadata and
+ * references from the source.  No lock held. */
+static int lookup(struct copy *c, struct node *nd, struct casfs_error *err)
+{
+	int r = dest_has(c, nd->path.digest, err);
+	if (r > 0)
+		nd->present = true;
+	if (r != 0)
+		return r < 0 ? r : 0;
+	return load(c, nd, &nd->ref_paths, &nd->n_ref_paths, err);
+}
+
+static void *lookup_worker(void *arg)
+{
+	struct copy *c = arg;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		while (c->lookup_next >= c->n && !c->walk_over)
+			pthread_cond_wait(&c->looked_up, &c->lock);
+		if (c->walk_over)
+			break;
+		struct node *nd = c->nodes[c->lookup_next++];
+		pthread_mutex_unlock(&c->lock);
+		int r = lookup(c, nd, &nd->lookup_err);
+		pthread_mutex_lock(&c->lock);
+		nd->lookup_r = r;
+		nd->looked_up = true;
+		pthread_cond_broadcast(&c->looked_up);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* Add node i's references to the walk.  Under c->lock. */
+static int add_references(struct copy *c, size_t i, const struct casfs_store_path *roots,
+			  size_t n_roots, struct casfs_error *err)
+{
+	struct node *nd = c->nodes[i];
+	if (!(nd->refs = malloc((nd->n_ref_paths + 1) * sizeof(size_t))))
+		return -ENOMEM;
+	for (size_t k = 0; k < nd->n_ref_paths; k++) {
+		const struct casfs_store_path *ref = &nd->ref_paths[k];
+		if (!memcmp(ref->digest, nd->path.digest, CASFS_STORE_DIGEST_LEN))
+			continue;
+		if (c->o->no_recursive) {
+			bool is_root = false;
+			for (size_t j = 0; j < n_roots; j++)
+				is_root |= !memcmp(roots[j].digest, ref->digest, CASFS_STORE_DIGEST_LEN);
+			if (!is_root) {
+				int r = dest_has(c, ref->digest, err);
+				if (r < 0)
+					return r;
+				if (r == 0) {
+					char a[CASFS_STORE_PATH_MAX + 1], b[CASFS_STORE_PATH_MAX + 1];
+					casfs_store_path_format(&nd->path, a);
+					casfs_store_path_format(ref, b);
+					return casfs_error_set(err, -ENOENT,
+							       "'%s' refers to '%s', which the destination lacks (copy without --no-recursive)",
+							       a, b);
+				}
+				continue;
+			}
+		}
+		size_t j;
+		if (node_get(c, ref, &j) < 0 || add_edge(c, i, j) < 0)
+			return -ENOMEM;
+		nd = c->nodes[i];
+	}
+	free(nd->ref_paths);
+	nd->ref_paths = NULL;
+	nd->n_ref_paths = 0;
+	return 0;
+}
+
+/* Breadth first from the roots, in node order (c->n grows as references
+ * are met), the lookups done by `jobs` threads ahead of the walk so a
+ * remote cache's latency is paid in parallel. */
+static int walk(struct copy *c, const struct casfs_store_path *paths, size_t n_paths, unsigned jobs,
 		struct casfs_error *err)
 {
 	size_t dummy;
 	for (size_t i = 0; i < n_paths; i++)
 		if (node_get(c, &paths[i], &dummy) < 0)
 			return -ENOMEM;
-	size_t n_roots = c->n;
-	/* c->n grows as references are met: a breadth-first queue. */
-	for (size_t i = 0; i < c->n; i++) {
-		int r = dest_has(c, c->nodes[i].path.digest, err);
-		if (r < 0)
-			return r;
-		if (r > 0) {
-			c->nodes[i].present = true;
-			continue;
-		}
-		_cleanup_free_ struct casfs_store_path *refs = NULL;
-		size_t n_refs = 0;
-		r = load(c, &c->nodes[i], &refs, &n_refs, err);
-		if (r < 0)
-			return r;
-		if (!(c->nodes[i].refs = malloc((n_refs + 1) * sizeof(size_t))))
-			return -ENOMEM;
-		for (size_t k = 0; k < n_refs; k++) {
-			if (!memcmp(refs[k].digest, c->nodes[i].path.digest, CASFS_STORE_DIGEST_LEN))
-				continue;
-			if (c->o->no_recursive) {
-				size_t j;
-				bool is_root = false;
-				for (j = 0; j < n_roots; j++)
-					is_root |= !memcmp(paths[j].digest, refs[k].digest, CASFS_STORE_DIGEST_LEN);
-				if (!is_root) {
-					r = dest_has(c, refs[k].digest, err);
-					if (r < 0)
-						return r;
-					if (r == 0) {
-						char a[CASFS_STORE_PATH_MAX + 1], b[CASFS_STORE_PATH_MAX + 1];
-						casfs_store_path_format(&c->nodes[i].path, a);
-						casfs_store_path_format(&refs[k], b);
-						return casfs_error_set(err, -ENOENT,
-								       "'%s' refers to '%s', which the destination lacks (copy without --no-recursive)",
-								       a, b);
-					}
-					continue;
-				}
-			}
-			size_t j;
-			if (node_get(c, &refs[k], &j) < 0 || add_edge(c, i, j) < 0)
-				return -ENOMEM;
+	pthread_t *threads = calloc(jobs, sizeof(*threads));
+	unsigned started = 0;
+	for (; threads && started < jobs; started++)
+		if (pthread_create(&threads[started], NULL, lookup_worker, c) != 0)
+			break;
+	int r = started ? 0 : casfs_error_set(err, -EAGAIN, "cannot start lookup threads");
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; r >= 0 && i < c->n; i++) {
+		struct node *nd = c->nodes[i];
+		while (!nd->looked_up)
+			pthread_cond_wait(&c->looked_up, &c->lock);
+		if (nd->lookup_r < 0) {
+			r = nd->lookup_r;
+			*err = nd->lookup_err;
+		} else if (!nd->present) {
+			size_t n_before = c->n;
+			r = add_references(c, i, paths, n_paths, err);
+			if (c->n != n_before)
+				pthread_cond_broadcast(&c->looked_up);
 		}
 	}
-	return 0;
+	c->walk_over = true;
+	pthread_cond_broadcast(&c->looked_up);
+	pthread_mutex_unlock(&c->lock);
+	for (unsigned t = 0; t < started; t++)
+		pthread_join(threads[t], NULL);
+	free(threads);
+	return r;
 }
 
 /* Depth-first post-order over the nodes to copy: references first. */
@@ -244,17 +316,17 @@ static int topo_order(struct copy *c)
 	uint8_t *seen = calloc(c->n + 1, 1);
 	int r = (!c->order || !stack || !next_ref || !seen) ? -ENOMEM : 0;
 	for (size_t root = 0; r >= 0 && root < c->n; root++) {
-		if (seen[root] || c->nodes[root].present)
+		if (seen[root] || c->nodes[root]->present)
 			continue;
 		size_t sp = 0;
 		stack[sp++] = root;
 		seen[root] = 1;
 		while (sp) {
 			size_t i = stack[sp - 1];
-			struct node *nd = &c->nodes[i];
+			struct node *nd = c->nodes[i];
 			if (next_ref[i] < nd->n_refs) {
 				size_t j = nd->refs[next_ref[i]++];
-				if (!seen[j] && !c->nodes[j].present) {
+				if (!seen[j] && !c->nodes[j]->present) {
 					seen[j] = 1;
 					stack[sp++] = j;
 				}
@@ -265,9 +337,9 @@ static int topo_order(struct copy *c)
 		}
 	}
 	for (size_t i = 0; i < c->n; i++) {
-		struct node *nd = &c->nodes[i];
+		struct node *nd = c->nodes[i];
 		for (size_t k = 0; k < nd->n_refs; k++)
-			nd->pending += !c->nodes[nd->refs[k]].present;
+			nd->pending += !c->nodes[nd->refs[k]]->present;
 	}
 	free(stack);
 	free(next_ref);
@@ -347,7 +419,7 @@ static void commit_ready(struct copy *c, size_t i)
 	}
 	stack[sp++] = i;
 	while (sp && !c->failed) {
-		struct node *nd = &c->nodes[stack[--sp]];
+		struct node *nd = c->nodes[stack[--sp]];
 		if (nd->committed || !nd->fetched || nd->pending)
 			continue;
 		struct casfs_error e = { 0 };
@@ -366,7 +438,7 @@ static void commit_ready(struct copy *c, size_t i)
 		if (c->o->progress)
 			c->o->progress(c->o->progress_userdata, &c->st);
 		for (size_t k = 0; k < nd->n_referrers; k++) {
-			struct node *up = &c->nodes[nd->referrers[k]];
+			struct node *up = c->nodes[nd->referrers[k]];
 			if (--up->pending == 0 && up->fetched) {
 				if (sp == stack_cap) {
 					size_t *p = realloc(stack, 2 * stack_cap * sizeof(*p));
@@ -391,7 +463,7 @@ static void *worker(void *arg)
 	pthread_mutex_lock(&c->lock);
 	while (!c->failed && c->next < c->n_order) {
 		size_t i = c->order[c->next++];
-		struct node *nd = &c->nodes[i];
+		struct node *nd = c->nodes[i];
 		nd->taken = true;
 		pthread_mutex_unlock(&c->lock);
 		struct casfs_error e = { 0 };
@@ -420,16 +492,17 @@ int casfs_copy(const struct casfs_copy_source *from, const struct casfs_copy_des
 	static const struct casfs_copy_options defaults = { 0 };
 	struct copy c = { .from = from, .to = to, .o = o ? o : &defaults };
 	pthread_mutex_init(&c.lock, NULL);
-	int r = walk(&c, paths, n_paths, err);
+	pthread_cond_init(&c.looked_up, NULL);
+	unsigned jobs = c.o->jobs ? c.o->jobs : DEFAULT_JOBS;
+	int r = walk(&c, paths, n_paths, jobs, err);
 	if (r >= 0)
 		r = topo_order(&c);
 	if (r >= 0) {
 		c.st.total = c.n;
 		for (size_t i = 0; i < c.n; i++)
-			c.st.present += c.nodes[i].present;
+			c.st.present += c.nodes[i]->present;
 		if (c.o->progress)
 			c.o->progress(c.o->progress_userdata, &c.st);
-		unsigned jobs = c.o->jobs ? c.o->jobs : DEFAULT_JOBS;
 		jobs = (unsigned)MIN((size_t)jobs, MAX(c.n_order, (size_t)1));
 		pthread_t *threads = calloc(jobs, sizeof(*threads));
 		unsigned started = 0;
@@ -450,11 +523,14 @@ int casfs_copy(const struct casfs_copy_source *from, const struct casfs_copy_des
 		casfs_error_set(err, r, "out of memory");
 	if (ret)
 		*ret = c.st;
-	for (size_t i = 0; i < c.n; i++)
-		node_release(&c.nodes[i]);
+	for (size_t i = 0; i < c.n; i++) {
+		node_release(c.nodes[i]);
+		free(c.nodes[i]);
+	}
 	free(c.nodes);
 	free(c.index);
 	free(c.order);
 	pthread_mutex_destroy(&c.lock);
+	pthread_cond_destroy(&c.looked_up);
 	return r;
 }

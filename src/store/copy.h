@@ -6,7 +6,9 @@
  * store: its paths are checked and ingested into the destination with no
  * store in between); to a casfs store or a Nix binary cache.
  *
- * The closure of the given paths is walked first (a path the destination
+ * The closure of the given paths is walked first, its lookups (does the
+ * destination have it; the source's narinfo or PathInfo) on `jobs` threads
+ * so that a remote cache's latency is paid in parallel (a path the destination
  * has already is skipped together with its closure, which the destination
  * has by the closure property).  Then `jobs` threads copy the remaining
  * paths' contents in parallel (fetch and ingest, or render and upload the
