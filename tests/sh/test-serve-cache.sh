@@ -335,7 +335,10 @@ st2=$(curl -s -r $((blob_off + 150000))-$((blob_off + 150010)) -o /dev/null -w '
 [ "$st" = 206 ] && cmp -s "$TMP/range" <(tail -c +262145 "$TMP/p1.nar" | head -c 200) && [ "$st2" != 206 -o "$(curl -s -r $((blob_off + 150000))-$((blob_off + 150010)) "$DURL" | wc -c)" -lt 11 ] &&
 	pass "$T/damaged-range" || fail "$T/damaged-range" "good range $st, damaged range $st2"
 cp -a "$TMP/s1" "$TMP/s-dmg2"
-blob=$(find "$TMP/s-dmg2/blobs" -type f -size 6c | head -1)
+# hello.txt's blob (blobs/<2 hex>/<rest of its BLAKE3>), not just any 6-byte one
+hex=$(b3sum --no-names "$TMP/tree/hello.txt")
+blob=$TMP/s-dmg2/blobs/${hex:0:2}/${hex:2}
+chmod u+w "$blob" 2>/dev/null
 printf 'HELLO\n' >"$blob"
 start dmg2 "$TMP/s-dmg2"
 curl -s "$URL_dmg2/$(curl -s "$URL_dmg2/$H1.narinfo" | sed -n 's/^URL: //p')" -o "$TMP/dmg.nar"
