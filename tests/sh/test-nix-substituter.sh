@@ -29,20 +29,8 @@ if [ ! -x "$UNIT" ]; then
 	exit 1
 fi
 
-export XDG_CACHE_HOME="$TMP/xdg-cache"
-export NIX_CONFIG=
-NIXOPTS=(--option build-users-group '' --option substituters '')
-NIXCMD=(nix --extra-experimental-features nix-command "${NIXOPTS[@]}")
-
-step_failed() { # name: FAIL with the end of $TMP/out, stop
-	fail "nix-substituter/$1" "$(tail -5 "$TMP/out" | tr '\n' ' ')"
-	exit 1
-}
-step() { # name command...: run into $TMP/out, stop on error
-	local name=$1
-	shift
-	"$@" >"$TMP/out" 2>&1 || step_failed "$name"
-}
+TEST=nix-substituter
+. "$TOP/tests/sh/lib/nix-env.sh"
 
 # ---- the paths ---------------------------------------------------------------
 python3 "$TOP/tests/sh/lib/make-tree.py" tricky "$TMP/tree" >/dev/null

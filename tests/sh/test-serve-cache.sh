@@ -26,12 +26,11 @@ if ! command -v nix >/dev/null || ! command -v nix-build >/dev/null || ! command
 	skip serve-cache "nix or curl is not installed"
 	exit 0
 fi
-export XDG_CACHE_HOME="$TMP/xdg-cache"
-export NIX_CONFIG=
-NIXOPTS=(--option build-users-group '' --option substituters ''
-	--option narinfo-cache-positive-ttl 0 --option narinfo-cache-negative-ttl 0)
-NIXCMD=(nix --extra-experimental-features nix-command "${NIXOPTS[@]}")
-T=serve-cache
+T=serve-cache TEST=serve-cache
+. "$TOP/tests/sh/lib/nix-env.sh"
+NO_NARINFO_CACHE=(--option narinfo-cache-positive-ttl 0 --option narinfo-cache-negative-ttl 0)
+NIXOPTS+=("${NO_NARINFO_CACHE[@]}")
+NIXCMD+=("${NO_NARINFO_CACHE[@]}")
 
 PIDS=()
 cleanup_hook() {
@@ -42,8 +41,6 @@ cleanup_hook() {
 	fi
 }
 
-step_failed() { fail "$T/$1" "$(tail -5 "$TMP/out" | tr '\n' ' ')"; exit 1; }
-step() { local name=$1; shift; "$@" >"$TMP/out" 2>&1 || step_failed "$name"; }
 
 # start NAME STORE ARGS...: a foreground server as a background job; sets
 # URL_NAME once it printed its URL (bounded wait), PID_NAME.

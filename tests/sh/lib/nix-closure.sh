@@ -6,9 +6,8 @@
 #   P_TEXT   a builtins.toFile text file (CA text:sha256)
 #   SK, PK   a Nix signing key pair (files), PK_TEXT the public key
 # and nixflags, the options every Nix call here needs.
-export XDG_CACHE_HOME=$TMP/xdg-cache
-nixflags=(--extra-experimental-features nix-command --option build-users-group ""
-	--option substituters "")
+. "$TOP/tests/sh/lib/nix-env.sh"
+nixflags=(--extra-experimental-features nix-command "${NIXOPTS[@]}")
 python3 "$TOP/tests/sh/lib/make-tree.py" tricky "$TMP/tree" >/dev/null
 P_TREE=$(nixstore --add "$TMP/tree")
 # Unique per run, so that it is built here (input-addressed).
