@@ -77,11 +77,10 @@ static int fetch_and_register(struct through *t, const uint8_t digest[CASFS_STOR
 	return r;
 }
 
-static void inflight_unref(struct through *t, struct inflight *f)
+static void inflight_unref(struct inflight *f)
 {
 	if (--f->refs == 0)
 		free(f);
-	(void)t;
 }
 
 /* Substitute one path into the cache, or wait for the thread already
@@ -100,7 +99,7 @@ static int substitute_path(struct through *t, const uint8_t digest[CASFS_STORE_D
 		int r = f->result;
 		if (r < 0 && err)
 			*err = f->err;
-		inflight_unref(t, f);
+		inflight_unref(f);
 		pthread_mutex_unlock(&t->lock);
 		return r;
 	}
@@ -128,7 +127,7 @@ static int substitute_path(struct through *t, const uint8_t digest[CASFS_STORE_D
 	f->result = r;
 	f->err = mine;
 	pthread_cond_broadcast(&t->cond);
-	inflight_unref(t, f);
+	inflight_unref(f);
 	pthread_mutex_unlock(&t->lock);
 	if (r < 0 && err)
 		*err = mine;
