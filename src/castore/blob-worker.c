@@ -115,7 +115,7 @@ static int run_put(struct casfs_blob_worker *w, const struct job *j, uint8_t dig
 	struct casfs_outboard ob = { 0 };
 	if (!casfs_outboard_wanted(j->n)) { /* most files: no outboard, no copy */
 		casfs_b3(j->buf, j->n, digest);
-		return present_fill(w, digest, j->n, &ob) ? 0 : casfs_blob_put(w->blobs, j->buf, j->n, digest);
+		return present_fill(w, digest, j->n, &ob) ? 0 : casfs_blob_put_known(w->blobs, j->buf, j->n, digest);
 	}
 	casfs_b3_stream_init(&h, 1);
 	int r = casfs_b3_stream_update(&h, j->buf, j->n);
@@ -127,7 +127,7 @@ static int run_put(struct casfs_blob_worker *w, const struct job *j, uint8_t dig
 		return r;
 	bool present = present_fill(w, digest, j->n, &ob);
 	casfs_outboard_release(&ob);
-	return present ? 0 : casfs_blob_put(w->blobs, j->buf, j->n, digest);
+	return present ? 0 : casfs_blob_put_known(w->blobs, j->buf, j->n, digest);
 }
 
 /* The digest of a hashed stream (and the outboard of a stored blob with

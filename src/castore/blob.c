@@ -10,11 +10,12 @@
 
 #include "../basic/util.h"
 
-int casfs_blob_put(struct casfs_blob_service *s, const void *p, size_t n,
-		   uint8_t ret_digest[CASFS_B3_LEN])
+static int put(struct casfs_blob_service *s, const void *p, size_t n, const uint8_t *expected,
+	       uint8_t ret_digest[CASFS_B3_LEN])
 {
 	struct casfs_blob_writer *w = NULL;
-	int r = casfs_blob_create(s, &w);
+	bool known = expected && s->ops->create_known && !casfs_outboard_wanted(n);
+	int r = known ? s->ops->create_known(s, expected, &w) : casfs_blob_create(s, &w);
 	if (r < 0)
 		return r;
 	r = casfs_blob_writer_write(w, p, n);
@@ -22,7 +23,19 @@ int casfs_blob_put(struct casfs_blob_service *s, const void *p, size_t n,
 		casfs_blob_writer_abort(w);
 		return r;
 	}
-	return casfs_blob_writer_commit(w, NULL, ret_digest, NULL);
+	return casfs_blob_writer_commit(w, expected, ret_digest, NULL);
+}
+
+int casfs_blob_put(struct casfs_blob_service *s, const void *p, size_t n,
+		   uint8_t ret_digest[CASFS_B3_LEN])
+{
+	return put(s, p, n, NULL, ret_digest);
+}
+
+int casfs_blob_put_known(struct casfs_blob_service *s, const void *p, size_t n,
+			 const uint8_t digest[CASFS_B3_LEN])
+{
+	return put(s, p, n, digest, NULL);
 }
 
 /* Big enough that each hashing thread gets a few MiB per read. */

@@ -36,6 +36,12 @@ struct casfs_blob_service_ops {
 		    struct casfs_blob_reader **ret);
 	/* Start a new blob.  *ret owned by the caller until commit/abort. */
 	int (*create)(struct casfs_blob_service *s, struct casfs_blob_writer **ret);
+	/* The same for a blob whose digest the caller has just computed from
+	 * the very bytes it will write, of a size that needs no outboard
+	 * (!casfs_outboard_wanted): the backend may place it by its digest
+	 * from the start and need not hash it again.  May be NULL. */
+	int (*create_known)(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
+			    struct casfs_blob_writer **ret);
 	/* Make every committed blob durable (fsync/syncfs).  May be NULL. */
 	int (*sync)(struct casfs_blob_service *s);
 	/* Call cb for every blob digest present, in no particular order; a
@@ -163,6 +169,11 @@ static inline void casfs_blob_writer_abort(struct casfs_blob_writer *w)
 /* Store `n` bytes as one blob (create + write + commit). */
 int casfs_blob_put(struct casfs_blob_service *s, const void *p, size_t n,
 		   uint8_t ret_digest[CASFS_B3_LEN]);
+/* The same for bytes whose BLAKE3 `digest` the caller has computed and
+ * that need no outboard (create_known where the backend has it, else a
+ * checked create: -EBADMSG if they differ). */
+int casfs_blob_put_known(struct casfs_blob_service *s, const void *p, size_t n,
+			 const uint8_t digest[CASFS_B3_LEN]);
 
 /* Re-hash a reader's whole content (on up to casfs_b3_threads() threads)
  * and compare with its digest: 0 if it matches, -EBADMSG if not (message

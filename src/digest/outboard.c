@@ -233,6 +233,13 @@ void casfs_b3_stream_release(struct casfs_b3_stream *s)
 
 unsigned casfs_b3_threads(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
+	/* Asked once per blob written: sysconf reads /sys each time. */
+	static unsigned cached;
+	unsigned n = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+	if (!n) {
+		long online = sysconf(_SC_NPROCESSORS_ONLN);
+		n = online < 1 ? 1 : online > 8 ? 8 : (unsigned)online;
+		__atomic_store_n(&cached, n, __ATOMIC_RELAXED);
+	}
+	return n;
 }

@@ -33,8 +33,11 @@ struct local_blob_writer {
 	struct casfs_blob_writer base;
 	struct casfs_local_store *ls;
 	int fd;
+	int tmp_at;        /* directory fd tmp_name is relative to */
 	char tmp_name[32]; /* "" for an O_TMPFILE file */
 	struct casfs_b3_stream hasher; /* digest and outboard */
+	bool known;                    /* create_known: digest given, not re-hashed */
+	uint8_t known_digest[CASFS_B3_LEN];
 	uint64_t size;
 	uint64_t flushed; /* bytes already handed to writeback */
 	bool zero_tail;   /* the file ends in a hole: ftruncate before commit */
@@ -152,7 +155,7 @@ static int local_writer_write(struct casfs_blob_writer *w, const void *p, size_t
 			return lw->error = r;
 		lw->zero_tail = false;
 	}
-	r = casfs_b3_stream_update(&lw->hasher, p, n);
+	r = lw->known ? 0 : casfs_b3_stream_update(&lw->hasher, p, n);
 	if (r < 0)
 		return lw->error = r;
 	lw->size += n;
@@ -168,7 +171,7 @@ static void local_writer_abort(struct casfs_blob_writer *w)
 {
 	struct local_blob_writer *lw = (struct local_blob_writer *)w;
 	if (lw->tmp_name[0])
-		unlinkat(lw->ls->tmp_fd, lw->tmp_name, 0);
+		unlinkat(lw->tmp_at, lw->tmp_name, 0);
 	if (lw->fd >= 0)
 		close(lw->fd);
 	casfs_b3_stream_release(&lw->hasher);
@@ -184,21 +187,32 @@ static int mkdir_fanout(int dir_fd, const char *name)
 }
 
 /* Give the temp file the name `name` under blobs_fd without replacing
- * anything (-EEXIST if taken). */
+ * anything (-EEXIST if taken).  A named temp file is renamed with
+ * RENAME_NOREPLACE, one operation where link + unlink are two. */
 static int link_new(struct local_blob_writer *lw, const char *name)
 {
 	struct casfs_local_store *ls = lw->ls;
 	for (int attempt = 0; attempt < 2; attempt++) {
-		int r;
-		if (lw->tmp_name[0]) {
-			r = linkat(ls->tmp_fd, lw->tmp_name, ls->blobs_fd, name, 0);
-		} else {
-			char proc[64];
-			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", lw->fd);
-			r = linkat(AT_FDCWD, proc, ls->blobs_fd, name, AT_SYMLINK_FOLLOW);
-			/* No /proc: AT_EMPTY_PATH works where we have the capability. */
-			if (r < 0 && errno == ENOENT && access("/proc/self/fd", F_OK) < 0)
-				r = linkat(lw->fd, "", ls->blobs_fd, name, AT_EMPTY_PATH);
+		int r = -1;
+		errno = EINVAL;
+		if (lw->tmp_name[0] && !__atomic_load_n(&ls->no_renameat2, __ATOMIC_RELAXED)) {
+			r = renameat2(lw->tmp_at, lw->tmp_name, ls->blobs_fd, name, RENAME_NOREPLACE);
+			if (r == 0)
+				lw->tmp_name[0] = 0;
+			else if (errno == EINVAL || errno == ENOSYS)
+				__atomic_store_n(&ls->no_renameat2, true, __ATOMIC_RELAXED);
+		}
+		if (r < 0 && (errno == EINVAL || errno == ENOSYS)) {
+			if (lw->tmp_name[0]) {
+				r = linkat(lw->tmp_at, lw->tmp_name, ls->blobs_fd, name, 0);
+			} else {
+				char proc[64];
+				snprintf(proc, sizeof(proc), "/proc/self/fd/%d", lw->fd);
+				r = linkat(AT_FDCWD, proc, ls->blobs_fd, name, AT_SYMLINK_FOLLOW);
+				/* No /proc: AT_EMPTY_PATH works where we have the capability. */
+				if (r < 0 && errno == ENOENT && access("/proc/self/fd", F_OK) < 0)
+					r = linkat(lw->fd, "", ls->blobs_fd, name, AT_EMPTY_PATH);
+			}
 		}
 		if (r == 0)
 			return 0;
@@ -228,8 +242,9 @@ static int replace(struct local_blob_writer *lw, const char *name)
 		if (linkat(AT_FDCWD, proc, ls->tmp_fd, tmp, AT_SYMLINK_FOLLOW) < 0)
 			return casfs_neg_errno();
 		memcpy(lw->tmp_name, tmp, sizeof(tmp));
+		lw->tmp_at = ls->tmp_fd;
 	}
-	if (renameat(ls->tmp_fd, lw->tmp_name, ls->blobs_fd, name) < 0)
+	if (renameat(lw->tmp_at, lw->tmp_name, ls->blobs_fd, name) < 0)
 		return casfs_neg_errno();
 	lw->tmp_name[0] = 0;
 	return 0;
@@ -324,7 +339,11 @@ static int local_writer_commit(struct casfs_blob_writer *w, const uint8_t *expec
 	uint8_t digest[CASFS_B3_LEN];
 	struct casfs_outboard ob = { 0 };
 	int r = lw->error;
-	if (r >= 0)
+	if (r >= 0 && lw->known) /* a blob that would need an outboard: misuse */
+		r = casfs_outboard_wanted(lw->size) ? -EINVAL : 0;
+	if (r >= 0 && lw->known)
+		memcpy(digest, lw->known_digest, CASFS_B3_LEN);
+	else if (r >= 0)
 		r = casfs_b3_stream_final(&lw->hasher, digest, &ob);
 	if (r >= 0 && expected && memcmp(expected, digest, CASFS_B3_LEN) != 0)
 		r = -EBADMSG;
@@ -340,8 +359,8 @@ static int local_writer_commit(struct casfs_blob_writer *w, const uint8_t *expec
 			/* Present with our size: the same bytes (a file whose
 			 * bytes a crash lost was removed by the recovery at open,
 			 * see local-store.h; other damage verification catches);
-			 * keep it.  Another size is a crash-truncated file:
-			 * replace it. */
+			 * keep it, linking nothing.  Another size is a
+			 * crash-truncated file: replace it. */
 			if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != lw->size) {
 				r = casfs_local_link_begin(lw->ls);
 				if (r >= 0) {
@@ -387,7 +406,33 @@ static const struct casfs_blob_writer_ops local_writer_ops = {
 	.abort = local_writer_abort,
 };
 
-static int local_create(struct casfs_blob_service *s, struct casfs_blob_writer **ret)
+/* Open the temp file of a new blob in directory `dir` under `at`: an
+ * O_TMPFILE file if `tmpfile` and the file system has them, else one
+ * named "<dir>/<prefix>.<16 hex>".  0 or -errno. */
+static int open_temp(struct local_blob_writer *w, int at, const char *dir, const char *prefix,
+		     bool tmpfile)
+{
+	struct casfs_local_store *ls = w->ls;
+	w->tmp_at = at;
+	if (tmpfile && !__atomic_load_n(&ls->no_o_tmpfile, __ATOMIC_RELAXED)) {
+		w->fd = openat(at, dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0444);
+		if (w->fd >= 0)
+			return 0;
+		if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+			return casfs_neg_errno();
+		__atomic_store_n(&ls->no_o_tmpfile, true, __ATOMIC_RELAXED);
+	}
+	char named[16];
+	snprintf(named, sizeof(named), "%s/%s", dir, prefix);
+	w->fd = casfs_local_temp_file(at, named, w->tmp_name);
+	if (w->fd >= 0)
+		return 0;
+	w->tmp_name[0] = 0;
+	return w->fd;
+}
+
+static int writer_new(struct casfs_blob_service *s, const uint8_t *digest,
+		      struct casfs_blob_writer **ret)
 {
 	struct casfs_local_store *ls = store_of(s);
 	if (ls->readonly)
@@ -397,23 +442,43 @@ static int local_create(struct casfs_blob_service *s, struct casfs_blob_writer *
 		return -ENOMEM;
 	w->base.ops = &local_writer_ops;
 	w->ls = ls;
-	w->fd = -1;
-	if (!__atomic_load_n(&ls->no_tmpfile, __ATOMIC_RELAXED)) {
-		w->fd = openat(ls->tmp_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0444);
-		if (w->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL))
-			__atomic_store_n(&ls->no_tmpfile, true, __ATOMIC_RELAXED);
+	int r;
+	if (digest) {
+		/* In the blob's own fan-out directory: its link stays within
+		 * one directory (no file-system-wide cross-directory rename
+		 * lock), and inodes spread over the fan-out directories as
+		 * names do.  An O_TMPFILE file, so that a writer killed
+		 * halfway leaves nothing there (tmp/ is emptied at open). */
+		char hex[3];
+		casfs_hex_encode(digest, 1, hex);
+		r = open_temp(w, ls->blobs_fd, hex, ".blob", true);
+		if (r == -ENOENT && mkdir_fanout(ls->blobs_fd, hex) == 0)
+			r = open_temp(w, ls->blobs_fd, hex, ".blob", true);
+	} else {
+		r = open_temp(w, ls->tmp_fd, ".", "blob", !ls->prefer_named_temp);
 	}
-	if (w->fd < 0 && __atomic_load_n(&ls->no_tmpfile, __ATOMIC_RELAXED))
-		w->fd = casfs_local_temp_file(ls->tmp_fd, "blob", w->tmp_name);
-	if (w->fd < 0) {
-		int r = w->fd < -1 ? w->fd : casfs_neg_errno();
-		w->tmp_name[0] = 0;
+	if (r < 0) {
 		free(w);
 		return r;
+	}
+	if (digest) {
+		w->known = true;
+		memcpy(w->known_digest, digest, CASFS_B3_LEN);
 	}
 	casfs_b3_stream_init(&w->hasher, casfs_b3_threads());
 	*ret = &w->base;
 	return 0;
+}
+
+static int local_create(struct casfs_blob_service *s, struct casfs_blob_writer **ret)
+{
+	return writer_new(s, NULL, ret);
+}
+
+static int local_create_known(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
+			      struct casfs_blob_writer **ret)
+{
+	return writer_new(s, digest, ret);
 }
 
 static int local_sync(struct casfs_blob_service *s)
@@ -501,6 +566,7 @@ static const struct casfs_blob_service_ops local_ops = {
 	.stat = local_stat,
 	.open = local_open,
 	.create = local_create,
+	.create_known = local_create_known,
 	.sync = local_sync,
 	.list = local_list,
 	.outboard_get = local_outboard_get,

@@ -18,7 +18,9 @@ struct casfs_local_store {
 	int lock_fd;    /* DIR/lock, LOCK_SH held; -1 when read-only */
 	int unsynced_fd; /* DIR/unsynced; -1 when read-only */
 	bool readonly;
-	bool no_tmpfile; /* O_TMPFILE refused once: use named temp files */
+	bool prefer_named_temp; /* blobs of unknown digest: named temp files in tmp/ */
+	bool no_o_tmpfile;      /* O_TMPFILE refused once: named temp files only */
+	bool no_renameat2; /* renameat2(RENAME_NOREPLACE) refused once: link + unlink */
 	MDB_env *env;
 	MDB_dbi dirs_dbi;
 	MDB_dbi pathinfo_dbi;

@@ -442,10 +442,12 @@ int casfs_local_store_open(const char *dir, unsigned flags,
 		free(ls);
 		return r;
 	}
-	/* Named temp files (create, link, unlink) measured faster on ext4 than
-	 * O_TMPFILE + linkat through /proc for many small blobs; O_TMPFILE
-	 * stays available (and tested) behind a knob. */
-	ls->no_tmpfile = getenv("CASFS_LOCAL_O_TMPFILE") == NULL;
+	/* For blobs written before their digest is known: named temp files
+	 * in tmp/ (create, then rename) measured faster on ext4 than O_TMPFILE
+	 * + linkat through /proc; O_TMPFILE stays available (and tested)
+	 * behind a knob.  Blobs of known digest always try O_TMPFILE in
+	 * their fan-out directory (local-blobs.c). */
+	ls->prefer_named_temp = getenv("CASFS_LOCAL_O_TMPFILE") == NULL;
 
 	struct casfs_blob_service *blobs = NULL;
 	struct casfs_directory_service *dirs = NULL;
