@@ -29,7 +29,7 @@ CPPFLAGS += -D_GNU_SOURCE -Isrc -I$(BLAKE3_DIR)
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu17 $(WARN) -pthread $(SANFLAGS)
 LDFLAGS += -pthread $(SANFLAGS)
-LDLIBS := -llmdb -lcrypto -llzma -lzstd -lbz2 -lcurl -lmicrohttpd -lsqlite3
+LDLIBS := -llmdb -lcrypto -llzma -lzstd -lbz2 -lcurl -lmicrohttpd -lsqlite3 -lnghttp2
 
 ifeq ($(HAVE_FUSE),1)
 CPPFLAGS += -DCASFS_HAVE_FUSE=1 $(shell pkg-config --cflags fuse3)
@@ -37,7 +37,7 @@ LDLIBS += $(shell pkg-config --libs fuse3)
 endif
 
 # Layers, top first (link order).  See STYLE rule 1.
-MODULES := cli serve $(if $(HAVE_FUSE),fuse) fs store nixcache castore nar storepath proto digest basic
+MODULES := cli serve server $(if $(HAVE_FUSE),fuse) fs store nixcache castore rpc nar storepath proto digest basic
 LIBS := $(foreach m,$(MODULES),$(BUILD)/lib/libcasfs-$(m).a) $(BUILD)/lib/libblake3.a
 
 all: $(BUILD)/casfs
