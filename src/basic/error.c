@@ -59,3 +59,8 @@ const char *casfs_error_message(const struct casfs_error *err, int code)
 		return err->msg;
 	return strerror(code < 0 ? -code : code);
 }
+
+void casfs_log_error(const struct casfs_error *err, int code)
+{
+	fprintf(stderr, "casfs: %s\n", casfs_error_message(err, code));
+}

@@ -42,3 +42,8 @@ void casfs_error_clear(struct casfs_error *err);
 /* The message recorded for `code`, or strerror(-code) when there is none
  * for that code (none at all, or one for another code). */
 const char *casfs_error_message(const struct casfs_error *err, int code);
+
+/* For a layer whose hooks return only -errno (the service tables): print
+ * the message for `code` once, as "casfs: <message>", on stderr, so that a
+ * remote's own words (which server, which status) are not lost. */
+void casfs_log_error(const struct casfs_error *err, int code);

@@ -13,6 +13,7 @@
 #include "../basic/util.h"
 #include "../storepath/storepath.h"
 #include "local-store.h"
+#include "store-grpc.h"
 #include "substituter.h"
 #include "through.h"
 
@@ -141,6 +142,8 @@ int casfs_store_open_with(const char *url, const struct casfs_store_options *o,
 		r = open_local(s, url + 6, flags, err);
 	else if (casfs_substituter_url_known(url))
 		r = open_through(s, url, o, err);
+	else if (casfs_store_url_is_grpc(url))
+		r = casfs_store_open_grpc(s, url, o, err);
 	else if (strstr(url, "://") || !strncmp(url, "memory:", 7))
 		r = casfs_error_set(err, -EPROTONOSUPPORT, "unsupported store URL '%s'", url);
 	else
