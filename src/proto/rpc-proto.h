@@ -19,10 +19,16 @@
  * Decoders follow the protobuf rules: unknown fields are skipped, a
  * repeated scalar field's last occurrence wins, a field of the wrong wire
  * type is -EPROTO.  They do NOT judge lengths (a digest of 31 bytes decodes,
- * `digest_len` says 31): the service answers INVALID_ARGUMENT itself, as
+ * `digest.len` says 31): the service answers INVALID_ARGUMENT itself, as
  * snix does.  Decoded byte fields point into the input (borrowed), except
  * StatBlobResponse's chunk array, which is owned (release it).  Encoders
- * append canonical bytes (fields in number order, defaults omitted). */
+ * append canonical bytes (fields in number order, defaults omitted; a set
+ * oneof member is written even when empty).
+ *
+ * Decoders write *ret only on success.  Encoders return 0, or -ENOMEM /
+ * -EOVERFLOW from the buffer, or -EINVAL for a bytes field with p NULL and
+ * len > 0; on failure they append nothing.  No shared state: thread-safe
+ * on distinct objects. */
 #pragma once
 
 #include <stdbool.h>
@@ -38,7 +44,8 @@
 struct casfs_rpc_bytes {
 	const uint8_t *p;
 	size_t len;
-	bool present; /* the field occurred (for oneof fields) */
+	bool present; /* decoders: the field occurred; encoders read it only
+		       * for oneof fields (GetDirectoryRequest.digest) */
 };
 
 struct casfs_stat_blob_request {
@@ -74,12 +81,15 @@ enum casfs_health_status {
 	CASFS_HEALTH_NOT_SERVING = 2,
 };
 
-/* All decoders: 0, or -EPROTO with the message and offset in err. */
+/* All decoders: 0, or -EPROTO with the message and offset in err
+ * (StatBlobResponse also -ENOMEM). */
 int casfs_stat_blob_request_decode(const uint8_t *p, size_t len,
 				   struct casfs_stat_blob_request *ret, struct casfs_error *err);
 int casfs_stat_blob_request_encode(const struct casfs_stat_blob_request *m, struct casfs_buf *out);
 
-/* A ChunkMeta whose digest is not 32 bytes is -EPROTO. */
+/* A ChunkMeta whose digest is not 32 bytes (absent: 0 bytes) is -EPROTO.
+ * The chunk array is allocated once, at the number of chunks the input
+ * holds; NULL when there are none. */
 int casfs_stat_blob_response_decode(const uint8_t *p, size_t len,
 				    struct casfs_stat_blob_response *ret, struct casfs_error *err);
 int casfs_stat_blob_response_encode(const struct casfs_stat_blob_response *m,
@@ -89,13 +99,17 @@ void casfs_stat_blob_response_release(struct casfs_stat_blob_response *m);
 /* Messages with one bytes field numbered 1: ReadBlobRequest (digest),
  * BlobChunk (data), PutBlobResponse (digest), PutDirectoryResponse
  * (root_digest), GetPathInfoRequest (by_output_hash; present = false when
- * by_what is unset). */
+ * by_what is unset).  The encoder writes field 1 whenever p != NULL, even
+ * with len 0 (a set but empty oneof); p NULL with len 0 writes nothing. */
 int casfs_rpc_bytes1_decode(const uint8_t *p, size_t len, struct casfs_rpc_bytes *ret,
 			    struct casfs_error *err);
 int casfs_rpc_bytes1_encode(const uint8_t *p, size_t len, struct casfs_buf *out);
 /* The 5-byte gRPC frame header and BlobChunk's own header (tag, length),
  * for a sender that writes `len` data bytes straight after it without
- * copying them into a buffer: appends the header only. */
+ * copying them into a buffer: appends the header only, i.e.
+ *   00 <u32 BE 1 + varint_size(len) + len> 0a <varint len>
+ * (len 0 gives the valid, if not canonical, 0a 00).  -EOVERFLOW when the
+ * framed message would not fit 32 bits. */
 int casfs_blob_chunk_header_append(size_t len, struct casfs_buf *out);
 
 int casfs_get_directory_request_decode(const uint8_t *p, size_t len,
@@ -110,7 +124,10 @@ int casfs_calculate_nar_response_decode(const uint8_t *p, size_t len,
 int casfs_calculate_nar_response_encode(const struct casfs_calculate_nar_response *m,
 					struct casfs_buf *out);
 
-/* HealthCheckRequest: the service name (borrowed, not NUL-terminated). */
+/* HealthCheckRequest: the service name (borrowed, not NUL-terminated;
+ * invalid UTF-8 is -EPROTO, as for any proto3 string).  The response
+ * decoder gives CASFS_HEALTH_UNKNOWN for status values it does not know
+ * (grpc's SERVICE_UNKNOWN 3 included). */
 int casfs_health_check_request_decode(const uint8_t *p, size_t len, struct casfs_rpc_bytes *ret,
 				      struct casfs_error *err);
 int casfs_health_check_response_encode(enum casfs_health_status status, struct casfs_buf *out);
