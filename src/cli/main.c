@@ -26,6 +26,7 @@ static const char usage[] =
 	"                               copy closures between stores and binary caches\n"
 	"  mount MOUNTPOINT             mount the store as a read-only filesystem\n"
 	"  serve-cache [--listen H:P]   serve the store as a Nix binary cache over HTTP\n"
+	"  daemon [--listen ADDR]...    serve the store over tvix/snix gRPC\n"
 	"\n"
 	"global options:\n"
 	"  --store URL   the store: a directory or local:DIR (embedded local store),\n"
@@ -84,6 +85,7 @@ static const struct command commands[] = {
 	{ "verify", cmd_verify },
 	{ "serve-cache", cmd_serve_cache },
 	{ "copy", cmd_copy },
+	{ "daemon", cmd_daemon },
 #ifdef CASFS_HAVE_FUSE
 	{ "mount", cmd_mount },
 #endif
