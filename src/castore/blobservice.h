@@ -225,3 +225,8 @@ int casfs_blob_outboard(struct casfs_blob_service *s, struct casfs_blob_reader *
 
 /* The memory backend: blobs in a hash table guarded by a mutex. */
 int casfs_blob_service_memory_new(struct casfs_blob_service **ret);
+
+/* A read-through cache: `local` in front of `remote` (both borrowed; the
+ * contract is at the top of castore/blob-cache.c). */
+int casfs_blob_service_cache_new(struct casfs_blob_service *local, struct casfs_blob_service *remote,
+				 struct casfs_blob_service **ret);

@@ -204,9 +204,10 @@ static int connect_socket(struct casfs_grpc_client *c, struct casfs_error *err)
 		if (fd < 0)
 			return casfs_neg_errno();
 		if (connect(fd, (struct sockaddr *)&c->sun, sizeof(c->sun)) < 0) {
+			/* a missing socket is an unreachable daemon, not an absent blob */
 			r = casfs_neg_errno();
 			close(fd);
-			return casfs_error_set(err, r, "cannot connect to %s: %s", c->target,
+			return casfs_error_set(err, -ECONNREFUSED, "cannot connect to %s: %s", c->target,
 					       strerror(-r));
 		}
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);

@@ -24,7 +24,7 @@
  * (the message, "<target>: <STATUS>: <grpc-message>", in err); -EPROTO for
  * a server that breaks the protocol (no grpc-status, a truncated message,
  * a message over CASFS_GRPC_MAX_MESSAGE, HTTP status not 200);
- * -ECONNREFUSED / -ENOENT / -ECONNRESET when the target cannot be reached
+ * -ECONNREFUSED (a missing socket too) / -ECONNRESET when the target cannot be reached
  * or drops the connection; -ETIMEDOUT.
  *
  * Thread safety: a client may be used from many threads at once (the pool

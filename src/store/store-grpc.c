@@ -74,31 +74,60 @@ static int parse_url(const char *url, char **ret_target, struct casfs_grpc_clien
 	return 0;
 }
 
-static void free_client(void *c)
+/* What the store owns beyond its three service pointers. */
+struct grpc_backend {
+	struct casfs_grpc_client *client;
+	/* with a cache (s->inner): the remote services, and the blob cache
+	 * layer that s->blobs points at */
+	struct casfs_blob_service *remote_blobs, *cache_blobs;
+	struct casfs_directory_service *remote_directories;
+};
+
+static void free_backend(void *p)
 {
-	casfs_grpc_client_free(c);
+	struct grpc_backend *b = p;
+	casfs_blob_service_free(b->cache_blobs);
+	casfs_blob_service_free(b->remote_blobs);
+	casfs_directory_service_free(b->remote_directories);
+	casfs_grpc_client_free(b->client);
+	free(b);
 }
 
 int casfs_store_open_grpc(struct casfs_store *s, const char *url,
 			  const struct casfs_store_options *o, struct casfs_error *err)
 {
-	(void)o;
 	struct casfs_grpc_client_options opts = { 0 };
 	_cleanup_free_ char *target = NULL;
 	int r = parse_url(url, &target, &opts, err);
-	struct casfs_grpc_client *c = NULL;
-	if (r >= 0)
-		r = casfs_grpc_client_new(target, &opts, &c, err);
 	if (r < 0)
 		return r;
-	s->backend = c;
-	s->free_backend = free_client;
-	r = casfs_blob_service_grpc_new(c, &s->blobs);
+	struct grpc_backend *b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	s->backend = b;
+	s->free_backend = free_backend;
+	r = casfs_grpc_client_new(target, &opts, &b->client, err);
 	if (r >= 0)
-		r = casfs_directory_service_grpc_new(c, &s->directories);
-	if (r >= 0)
-		r = casfs_pathinfo_service_grpc_new(c, &s->pathinfos);
+		r = casfs_pathinfo_service_grpc_new(b->client, &s->pathinfos);
 	if (r >= 0 && !(s->url = strdup(url)))
 		r = -ENOMEM;
+	if (r >= 0 && !o->cache) {
+		r = casfs_blob_service_grpc_new(b->client, &s->blobs);
+		if (r >= 0)
+			r = casfs_directory_service_grpc_new(b->client, &s->directories);
+		return r;
+	}
+	/* --cache DIR: blobs read through a local store there */
+	if (r >= 0)
+		r = casfs_store_open(o->cache, CASFS_STORE_CREATE |
+				     (o->flags & ~(unsigned)CASFS_STORE_READONLY), &s->inner, err);
+	if (r >= 0)
+		r = casfs_blob_service_grpc_new(b->client, &b->remote_blobs);
+	if (r >= 0)
+		r = casfs_directory_service_grpc_new(b->client, &b->remote_directories);
+	if (r >= 0)
+		r = casfs_blob_service_cache_new(s->inner->blobs, b->remote_blobs, &b->cache_blobs);
+	s->blobs = b->cache_blobs;
+	s->directories = b->remote_directories;
 	return r;
 }

@@ -6,7 +6,11 @@
  * PARAMS, '&'-separated: wait-connect=1 (connect now, fail now if the
  * daemon is not there; default: connect at the first call, as snix does),
  * timeout=SECONDS (every wait for progress; default 30).  Anything else is
- * refused with -EINVAL naming it. */
+ * refused with -EINVAL naming it.
+ *
+ * With a cache directory (casfs_store_options.cache, `--cache DIR`), blobs
+ * are read through a local store there (castore/blob-cache.c): each is
+ * fetched, verified and kept once, then served from the local file. */
 #pragma once
 
 #include "store.h"
