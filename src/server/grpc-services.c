@@ -144,7 +144,12 @@ static int stat_message(struct casfs_grpc_server_call *call, const uint8_t *msg,
 	uint64_t size;
 	if ((r = casfs_blob_stat(sv->store->blobs, q.digest.p, &size)) < 0)
 		return blob_absent(r, q.digest.p, err);
-	struct casfs_stat_blob_response resp = { 0 };
+	/* The blob as its one chunk: StatBlobResponse has no size field, and
+	 * this is how a client learns the size without reading the blob
+	 * (snix's clients read a blob of 0 or 1 chunks whole). */
+	struct casfs_chunk_meta whole = { .size = size };
+	memcpy(whole.digest, q.digest.p, CASFS_B3_LEN);
+	struct casfs_stat_blob_response resp = { .chunks = &whole, .n_chunks = 1 };
 	_cleanup_free_ uint8_t *bao = NULL;
 	size_t bao_len = 0;
 	if (q.send_bao && casfs_outboard_wanted(size)) {
