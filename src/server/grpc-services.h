@@ -14,7 +14,8 @@
  *   /grpc.health.v1.Health/Check                      unary
  *
  * Behaviour (snix's, research PART 1.3, with these differences on purpose):
- *   - Stat never sends chunks (casfs stores blobs whole); with send_bao it
+ *   - Stat lists the blob as its one chunk (casfs stores blobs whole; the
+ *     chunk's size is how a client learns the blob's); with send_bao it
  *     sends the blob's checked outboard (outboard.h encoding; none for a
  *     blob of one group or less, nor when it would not fit a message).
  *   - Read sends BlobChunks of CASFS_GRPC_CHUNK bytes, each checked

@@ -288,8 +288,9 @@ def full(expect):
         min((f for f in files if f[2]), key=lambda f: len(f[2]))
     s = c.stat(blobpb.StatBlobRequest(digest=big[1], send_bao=True), timeout=10)
     check("blob-stat-bao", s.bao[:8] == b"casfsob1" and
-          int.from_bytes(s.bao[16:24], "little") == len(big[2]) and len(s.chunks) == 0,
-          "bao %r..." % s.bao[:24])
+          int.from_bytes(s.bao[16:24], "little") == len(big[2]), "bao %r..." % s.bao[:24])
+    check("blob-stat-chunks", [(x.digest, x.size) for x in s.chunks] == [(big[1], len(big[2]))],
+          "chunks %s" % s.chunks)
     s = c.stat(blobpb.StatBlobRequest(digest=small[1], send_bao=True), timeout=10)
     check("blob-stat-small", s.bao == b"", "bao %r" % s.bao[:24])
     expect_code("blob-stat-absent", lambda: c.stat(blobpb.StatBlobRequest(digest=b"\7" * 32), timeout=10),
