@@ -1,5 +1,5 @@
 /* The remote BlobService over gRPC (castore-grpc.h). */
-#include "castore-grpc.h"
+#include "blob-grpc-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,18 +17,6 @@
 
 /* Blobs up to this size are spooled in memory, bigger ones in a file. */
 #define SPOOL_MEMORY_MAX (64u << 20)
-
-struct grpc_blob_service {
-	struct casfs_blob_service base;
-	struct casfs_grpc_client *client;
-};
-
-/* A whole verified blob: in memory, or in an unlinked temp file. */
-struct spool {
-	struct casfs_buf mem;
-	int fd; /* -1 while in memory */
-	uint64_t size;
-};
 
 struct grpc_blob_reader {
 	struct casfs_blob_reader base;
@@ -51,7 +39,7 @@ static struct grpc_blob_service *service_of(struct casfs_blob_service *s)
 	return (struct grpc_blob_service *)s;
 }
 
-static void spool_release(struct spool *sp)
+void grpc_spool_release(struct spool *sp)
 {
 	casfs_buf_release(&sp->mem);
 	if (sp->fd >= 0)
@@ -97,8 +85,7 @@ static void digest_strings(const uint8_t a[CASFS_B3_LEN], const uint8_t b[CASFS_
 	casfs_b3_format(b, sb);
 }
 
-/* Read the whole blob into `sp` and check it against its digest. */
-static int fetch(struct grpc_blob_service *gs, const uint8_t digest[CASFS_B3_LEN], struct spool *sp,
+int grpc_blob_fetch(struct grpc_blob_service *gs, const uint8_t digest[CASFS_B3_LEN], struct spool *sp,
 		 struct casfs_error *err)
 {
 	struct casfs_buf req = CASFS_BUF_INIT;
@@ -140,61 +127,90 @@ static int fetch(struct grpc_blob_service *gs, const uint8_t digest[CASFS_B3_LEN
 		}
 	}
 	if (r < 0)
-		spool_release(sp);
+		grpc_spool_release(sp);
+	return r;
+}
+
+/* Stat: the size (the sum of the chunks), and with `bao` the outboard
+ * bytes (malloc'd, NULL if none).  A server that lists no chunks makes us
+ * read the blob to learn its size. */
+static int remote_stat(struct grpc_blob_service *gs, const uint8_t digest[CASFS_B3_LEN],
+		       uint64_t *ret_size, uint8_t **bao, size_t *bao_len, struct casfs_error *err)
+{
+	struct casfs_buf req = CASFS_BUF_INIT, resp = CASFS_BUF_INIT;
+	struct casfs_stat_blob_request q = {
+		.digest = { digest, CASFS_B3_LEN, true },
+		.send_chunks = true,
+		.send_bao = bao != NULL,
+	};
+	struct casfs_stat_blob_response m = { 0 };
+	int r = casfs_stat_blob_request_encode(&q, &req);
+	if (r >= 0)
+		r = casfs_grpc_unary(gs->client, CASFS_GRPC_CASTORE, "BlobService/Stat", req.data,
+				     req.len, &resp, err);
+	if (r >= 0 && casfs_stat_blob_response_decode(resp.data, resp.len, &m, err) < 0)
+		r = casfs_error_prefix(err, -EBADMSG, "%s: StatBlobResponse",
+				       casfs_grpc_client_target(gs->client));
+	uint64_t size = 0;
+	for (size_t i = 0; r >= 0 && i < m.n_chunks; i++) {
+		if (size + m.chunks[i].size < size)
+			r = casfs_error_set(err, -EBADMSG, "%s: chunk sizes overflow",
+					    casfs_grpc_client_target(gs->client));
+		size += m.chunks[i].size;
+	}
+	if (r >= 0 && m.n_chunks == 0) {
+		struct spool sp;
+		r = grpc_blob_fetch(gs, digest, &sp, err);
+		size = sp.size;
+		if (r >= 0)
+			grpc_spool_release(&sp);
+	}
+	if (r >= 0 && bao) {
+		*bao = NULL;
+		*bao_len = m.bao.len;
+		if (m.bao.len && !(*bao = malloc(m.bao.len)))
+			r = -ENOMEM;
+		else if (m.bao.len)
+			memcpy(*bao, m.bao.p, m.bao.len);
+	}
+	casfs_stat_blob_response_release(&m);
+	casfs_buf_release(&req);
+	casfs_buf_release(&resp);
+	if (r >= 0)
+		*ret_size = size;
 	return r;
 }
 
 static int grpc_stat(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
 		     uint64_t *ret_size)
 {
-	struct grpc_blob_service *gs = service_of(s);
-	struct casfs_buf req = CASFS_BUF_INIT, resp = CASFS_BUF_INIT;
-	struct casfs_stat_blob_request q = {
-		.digest = { digest, CASFS_B3_LEN, true },
-		.send_chunks = true,
-	};
-	struct casfs_stat_blob_response m = { 0 };
 	struct casfs_error err;
 	casfs_error_clear(&err);
-	int r = casfs_stat_blob_request_encode(&q, &req);
-	if (r >= 0)
-		r = casfs_grpc_unary(gs->client, CASFS_GRPC_CASTORE, "BlobService/Stat", req.data,
-				     req.len, &resp, &err);
-	if (r >= 0)
-		r = casfs_stat_blob_response_decode(resp.data, resp.len, &m, &err) < 0 ? -EBADMSG : 0;
-	uint64_t size = 0;
-	for (size_t i = 0; r >= 0 && i < m.n_chunks; i++) {
-		if (size + m.chunks[i].size < size)
-			r = -EBADMSG;
-		size += m.chunks[i].size;
-	}
-	if (r >= 0 && m.n_chunks == 0) { /* no chunk list: learn the size by reading */
-		struct spool sp;
-		r = fetch(gs, digest, &sp, &err);
-		size = sp.size;
-		if (r >= 0)
-			spool_release(&sp);
-	}
-	casfs_stat_blob_response_release(&m);
-	casfs_buf_release(&req);
-	casfs_buf_release(&resp);
+	uint64_t size;
+	int r = remote_stat(service_of(s), digest, &size, NULL, NULL, &err);
+	if (r < 0 && r != -ENOENT)
+		casfs_log_error(&err, r);
 	if (r >= 0 && ret_size)
 		*ret_size = size;
 	return r;
 }
 
-static ssize_t reader_pread(struct casfs_blob_reader *r, void *buf, size_t len, uint64_t off)
+ssize_t grpc_spool_pread(const struct spool *sp, void *buf, size_t len, uint64_t off)
 {
-	struct grpc_blob_reader *gr = (struct grpc_blob_reader *)r;
-	if (off >= gr->spool.size)
+	if (off >= sp->size)
 		return 0;
-	size_t n = (size_t)MIN((uint64_t)len, gr->spool.size - off);
-	if (gr->spool.fd < 0) {
-		memcpy(buf, gr->spool.mem.data + off, n);
+	size_t n = (size_t)MIN((uint64_t)len, sp->size - off);
+	if (sp->fd < 0) {
+		memcpy(buf, sp->mem.data + off, n);
 		return (ssize_t)n;
 	}
-	ssize_t got = pread(gr->spool.fd, buf, n, (off_t)off);
+	ssize_t got = pread(sp->fd, buf, n, (off_t)off);
 	return got < 0 ? casfs_neg_errno() : got;
+}
+
+static ssize_t reader_pread(struct casfs_blob_reader *r, void *buf, size_t len, uint64_t off)
+{
+	return grpc_spool_pread(&((struct grpc_blob_reader *)r)->spool, buf, len, off);
 }
 
 static int reader_fd(struct casfs_blob_reader *r)
@@ -205,7 +221,7 @@ static int reader_fd(struct casfs_blob_reader *r)
 static void reader_close(struct casfs_blob_reader *r)
 {
 	struct grpc_blob_reader *gr = (struct grpc_blob_reader *)r;
-	spool_release(&gr->spool);
+	grpc_spool_release(&gr->spool);
 	free(gr);
 }
 
@@ -215,15 +231,41 @@ static const struct casfs_blob_reader_ops reader_ops = {
 	.close = reader_close,
 };
 
+/* A blob of more than one group with an outboard from the server is
+ * streamed and checked group by group (blob-grpc-stream.c); anything else
+ * is fetched whole and checked before the first byte is handed out. */
 static int grpc_open(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
 		     struct casfs_blob_reader **ret)
 {
-	struct grpc_blob_reader *gr = calloc(1, sizeof(*gr));
-	if (!gr)
-		return -ENOMEM;
+	struct grpc_blob_service *gs = service_of(s);
 	struct casfs_error err;
 	casfs_error_clear(&err);
-	int r = fetch(service_of(s), digest, &gr->spool, &err);
+	uint64_t size = 0;
+	_cleanup_free_ uint8_t *bao = NULL;
+	size_t bao_len = 0;
+	int r = remote_stat(gs, digest, &size, &bao, &bao_len, &err);
+	struct casfs_outboard ob = { 0 };
+	if (r >= 0 && casfs_outboard_wanted(size) && bao_len) {
+		struct casfs_error ob_err;
+		if (casfs_outboard_decode(bao, bao_len, digest, size, &ob, &ob_err) == 0) {
+			r = grpc_blob_stream_open(gs, digest, &ob, ret);
+			casfs_outboard_release(&ob);
+			return r;
+		}
+		/* a bad outboard is not used: the blob is checked whole */
+	}
+	struct grpc_blob_reader *gr = r >= 0 ? calloc(1, sizeof(*gr)) : NULL;
+	if (r >= 0 && !gr)
+		r = -ENOMEM;
+	if (r >= 0)
+		r = grpc_blob_fetch(gs, digest, &gr->spool, &err);
+	if (r >= 0 && gr->spool.size != size) {
+		char b3[CASFS_B3_STR_LEN + 1];
+		casfs_b3_format(digest, b3);
+		grpc_spool_release(&gr->spool);
+		r = casfs_error_set(&err, -EBADMSG, "%s: blob %s has %" PRIu64 " bytes, Stat said %" PRIu64,
+				    casfs_grpc_client_target(gs->client), b3, gr->spool.size, size);
+	}
 	if (r < 0) {
 		if (r != -ENOENT)
 			casfs_log_error(&err, r);
@@ -232,6 +274,7 @@ static int grpc_open(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3
 	}
 	gr->base.ops = &reader_ops;
 	gr->base.size = gr->spool.size;
+	gr->base.verified = true;
 	memcpy(gr->base.digest, digest, CASFS_B3_LEN);
 	*ret = &gr->base;
 	return 0;
@@ -342,30 +385,14 @@ static int grpc_create(struct casfs_blob_service *s, struct casfs_blob_writer **
 static int grpc_outboard_get(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
 			     uint8_t **ret, size_t *ret_len)
 {
-	struct grpc_blob_service *gs = service_of(s);
-	struct casfs_buf req = CASFS_BUF_INIT, resp = CASFS_BUF_INIT;
-	struct casfs_stat_blob_request q = { .digest = { digest, CASFS_B3_LEN, true }, .send_bao = true };
-	struct casfs_stat_blob_response m = { 0 };
 	struct casfs_error err;
 	casfs_error_clear(&err);
-	int r = casfs_stat_blob_request_encode(&q, &req);
-	if (r >= 0)
-		r = casfs_grpc_unary(gs->client, CASFS_GRPC_CASTORE, "BlobService/Stat", req.data,
-				     req.len, &resp, &err);
-	if (r >= 0)
-		r = casfs_stat_blob_response_decode(resp.data, resp.len, &m, &err) < 0 ? -EBADMSG : 0;
-	if (r >= 0 && m.bao.len == 0)
+	uint64_t size;
+	int r = remote_stat(service_of(s), digest, &size, ret, ret_len, &err);
+	if (r < 0 && r != -ENOENT)
+		casfs_log_error(&err, r);
+	if (r >= 0 && !*ret)
 		r = -ENOENT;
-	if (r >= 0) {
-		*ret = malloc(m.bao.len);
-		if (!*ret)
-			r = -ENOMEM;
-		else
-			memcpy(*ret, m.bao.p, *ret_len = m.bao.len);
-	}
-	casfs_stat_blob_response_release(&m);
-	casfs_buf_release(&req);
-	casfs_buf_release(&resp);
 	return r;
 }
 

@@ -82,6 +82,11 @@ struct casfs_blob_reader {
 	const struct casfs_blob_reader_ops *ops;
 	uint64_t size;
 	uint8_t digest[CASFS_B3_LEN];
+	/* Every byte pread returns was checked against `digest` by the reader
+	 * itself (a remote reader does, before handing anything out), so a
+	 * consumer need not hash it again.  Backends that serve stored bytes
+	 * as they are leave it false. */
+	bool verified;
 };
 
 struct casfs_blob_writer_ops {

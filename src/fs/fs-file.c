@@ -92,7 +92,7 @@ int fs_file_open_blob(struct casfs_fs *fs, const uint8_t digest[CASFS_B3_LEN], u
 	}
 	f->reader = reader; /* fs_file_free closes it on failure */
 	f->fd = casfs_blob_reader_fd(reader);
-	if (fs->opts.no_verify)
+	if (fs->opts.no_verify || reader->verified)
 		return 0;
 	if (casfs_outboard_wanted(size))
 		return open_outboard(fs, b3, f);

@@ -13,8 +13,8 @@
 #   packages    a tvix-only and a snix-only server both work; one serving
 #               neither gets a clear error
 #   lies        a flipped blob byte, a truncated blob, a flipped directory
-#               byte: exit 1 naming the digest, no byte of it printed;
-#               through a mount: EIO
+#               byte: exit 1 naming the digest, nothing printed but the
+#               checked groups before the damage; through a mount: EIO
 #   faults      a stalled Read times out (?timeout=2); a killed daemon is
 #               an error within seconds, the mount stays up and works
 #               again once a daemon is back on the same socket; a missing
@@ -67,6 +67,7 @@ chmod +x "$TMP/tree/sub/run.sh"
 head -c 3000000 /dev/urandom >"$TMP/tree/sub/big"
 head -c 70000 /dev/urandom >"$TMP/tree/sub/deeper/mid"
 head -c 20000 /dev/urandom >"$TMP/tree/sub/deeper/unread" # first read with the daemon gone
+head -c 2500000 /dev/urandom >"$TMP/tree/sub/backwards"    # read end first through the mount
 : >"$TMP/tree/empty"
 ln -s sub/run.sh "$TMP/tree/link"
 echo second >"$TMP/tree2/b.txt"
@@ -126,6 +127,18 @@ if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
 		[ -x "$M/$B/sub/run.sh" ] || bad="$bad exec-bit"
 		[ "$(readlink "$M/$B/link")" = sub/run.sh ] || bad="$bad link"
 		[ -z "$bad" ] && pass $T/mount || fail $T/mount "differs:$bad"
+		# reads behind what the stream holds: the blob is fetched whole
+		check_eq $T/mount-backwards "$(python3 - "$M/$B/sub/backwards" "$TMP/tree/sub/backwards" <<'PY'
+import sys
+a, b = open(sys.argv[1], "rb"), open(sys.argv[2], "rb")
+bad = []
+for off in (2400000, 100, 2499990, 0, 1300000, 65536):
+    a.seek(off); b.seek(off)
+    if a.read(10000) != b.read(10000):
+        bad.append(off)
+print("ok" if not bad else "differs at %s" % bad)
+PY
+)" ok
 
 		# the daemon killed: an error within seconds, the mount stays up
 		kill -KILL "$DAEMON_PID_main"
@@ -189,7 +202,12 @@ lie() { # NAME PROXY-FLAGS FILE WANT-IN-MESSAGE
 	proxy_start "$1" $2 || { fail $T/$1 "proxy: $(tail -3 "$TMP/proxy-$1.log")"; return; }
 	timeout 30 "$CASFS" --store "grpc+unix://$TMP/$1.sock" cat "$P/$3" >"$TMP/$1.out" 2>"$TMP/$1.err"
 	rc=$?
-	if [ $rc = 1 ] && grep -q "$4" "$TMP/$1.err" && [ ! -s "$TMP/$1.out" ]; then
+	# what was printed before the error (a streamed blob's checked groups)
+	# is the file's own beginning, never a damaged byte
+	local n
+	n=$(wc -c <"$TMP/$1.out")
+	if [ $rc = 1 ] && grep -q "$4" "$TMP/$1.err" && [ "$n" -lt "$(wc -c <"$TMP/tree/$3")" ] &&
+		cmp -s -n "$n" "$TMP/$1.out" "$TMP/tree/$3"; then
 		pass $T/$1
 	else
 		fail $T/$1 "rc $rc, $(wc -c <"$TMP/$1.out") bytes out, stderr: $(head -c 300 "$TMP/$1.err")"
@@ -197,7 +215,7 @@ lie() { # NAME PROXY-FLAGS FILE WANT-IN-MESSAGE
 }
 mid_b3=$(b3sum --no-names "$TMP/tree/sub/deeper/mid")
 lie lie-blob-byte "--corrupt-read --only-blob $mid_b3" sub/deeper/mid "sent blob b3:$(echo "$mid_b3" | xxd -r -p | base64)"
-lie lie-blob-truncated --truncate-read sub/big "sent blob"
+lie lie-blob-truncated --truncate-read sub/big "sent blob b3:.* short: 2097152 of 3000000 bytes"
 lie lie-directory --corrupt-directory sub/deeper/mid "sent directory"
 if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
 	M=$TMP/mnt-lie
