@@ -41,6 +41,9 @@ int cli_open_store(struct cli *c, bool write)
 		.flags = write ? CASFS_STORE_CREATE : CASFS_STORE_READONLY,
 		.cache = c->cache,
 		.trusted_public_keys = c->trusted_public_keys,
+		.blob_store = c->blob_store,
+		.directory_store = c->directory_store,
+		.pathinfo_store = c->pathinfo_store,
 	};
 	int r = casfs_store_open_with(c->store_url, &o, &c->store, &err);
 	if (r < 0)
@@ -84,5 +87,11 @@ int cli_global_option(struct cli *c, int argc, char **argv, int *i)
 	if (!r)
 		r = option_value(c, argc, argv, i, "--trusted-public-keys", "a key list",
 				 &c->trusted_public_keys);
+	if (!r)
+		r = option_value(c, argc, argv, i, "--blob-store", "a URL", &c->blob_store);
+	if (!r)
+		r = option_value(c, argc, argv, i, "--directory-store", "a URL", &c->directory_store);
+	if (!r)
+		r = option_value(c, argc, argv, i, "--pathinfo-store", "a URL", &c->pathinfo_store);
 	return r;
 }

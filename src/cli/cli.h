@@ -17,6 +17,8 @@ struct cli {
 	const char *store_url; /* --store, NULL for the default */
 	const char *cache;     /* --cache, NULL for the default */
 	const char *trusted_public_keys; /* --trusted-public-keys, NULL: environment */
+	/* --blob-store, --directory-store, --pathinfo-store: NULL for --store's */
+	const char *blob_store, *directory_store, *pathinfo_store;
 	int verbose;
 	struct casfs_store *store;
 };

@@ -33,9 +33,14 @@ static const char usage[] =
 	"                or memory:; default $CASFS_STORE, else $XDG_DATA_HOME/casfs,\n"
 	"                else ~/.local/share/casfs.  A Nix binary cache (file:///DIR,\n"
 	"                http://HOST[:PORT][/PREFIX], https://...) or nix:[ROOT] (the\n"
-	"                Nix store) is read through a local cache (--cache)\n"
+	"                Nix store) is read through a local cache (--cache).\n"
+	"                A casfs, tvix or snix daemon: grpc+unix:///PATH or\n"
+	"                grpc+http://HOST:PORT, with ?wait-connect=1 (connect at\n"
+	"                once) and ?timeout=SECONDS (default 30)\n"
 	"  --cache DIR   the read-through cache; default $XDG_CACHE_HOME/casfs,\n"
-	"                else ~/.cache/casfs\n"
+	"                else ~/.cache/casfs (for a daemon: only when given)\n"
+	"  --blob-store URL, --directory-store URL, --pathinfo-store URL\n"
+	"                take that one service from another store\n"
 	"  --trusted-public-keys 'NAME:KEY ...'\n"
 	"                keys whose signatures make a binary cache's paths\n"
 	"                acceptable; default $CASFS_TRUSTED_PUBLIC_KEYS\n"
@@ -52,13 +57,16 @@ struct command {
  * the command name too. */
 static int cmd_mount(struct cli *c, int argc, char **argv)
 {
-	char **args = calloc((size_t)argc + 7 + (size_t)c->verbose, sizeof(*args));
+	char **args = calloc((size_t)argc + 13 + (size_t)c->verbose, sizeof(*args));
 	if (!args)
 		return cli_failf(c, "out of memory");
 	int n = 0;
 	args[n++] = argv[0];
 	const char *globals[][2] = { { "--store", c->store_url }, { "--cache", c->cache },
-				     { "--trusted-public-keys", c->trusted_public_keys } };
+				     { "--trusted-public-keys", c->trusted_public_keys },
+				     { "--blob-store", c->blob_store },
+				     { "--directory-store", c->directory_store },
+				     { "--pathinfo-store", c->pathinfo_store } };
 	for (size_t g = 0; g < sizeof(globals) / sizeof(globals[0]); g++)
 		if (globals[g][1]) {
 			args[n++] = (char *)globals[g][0];

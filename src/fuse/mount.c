@@ -43,6 +43,8 @@ static const char usage[] =
 	"  --store URL     the store (default: the embedded default store); a binary\n"
 	"                  cache is fetched from path by path as they are looked up\n"
 	"  --cache DIR, --trusted-public-keys KEYS   as for every command\n"
+	"  --blob-store URL, --directory-store URL, --pathinfo-store URL\n"
+	"                        as for every command\n"
 	"  --list-root     allow listing the root (lists every store path)\n"
 	"  --threads N     serve with at most N threads (default: libfuse's, 10)\n"
 	"  --prefetch N    read small files ahead of a reader walking a directory\n"
@@ -59,6 +61,7 @@ struct mount_opts {
 	const char *mountpoint;
 	const char *store_url;
 	const char *cache, *trusted_public_keys;
+	const char *blob_store, *directory_store, *pathinfo_store;
 	const char *fuse_opts;
 	bool list_root, allow_other, background, no_verify;
 	unsigned threads;
@@ -108,12 +111,16 @@ static bool parse_count(const char *s, unsigned long lo, unsigned long hi, unsig
 /* 0 to go on, or an exit status (-1 for "--help printed, exit 0"). */
 static int parse_args(int argc, char **argv, struct mount_opts *o)
 {
-	enum { OPT_STORE = 256, OPT_CACHE, OPT_KEYS, OPT_LIST_ROOT, OPT_THREADS, OPT_PREFETCH, OPT_ALLOW_OTHER,
+	enum { OPT_STORE = 256, OPT_CACHE, OPT_KEYS, OPT_BLOB_STORE, OPT_DIRECTORY_STORE,
+	       OPT_PATHINFO_STORE, OPT_LIST_ROOT, OPT_THREADS, OPT_PREFETCH, OPT_ALLOW_OTHER,
 	       OPT_BACKGROUND, OPT_NO_VERIFY };
 	static const struct option longopts[] = {
 		{ "store", required_argument, NULL, OPT_STORE },
 		{ "cache", required_argument, NULL, OPT_CACHE },
 		{ "trusted-public-keys", required_argument, NULL, OPT_KEYS },
+		{ "blob-store", required_argument, NULL, OPT_BLOB_STORE },
+		{ "directory-store", required_argument, NULL, OPT_DIRECTORY_STORE },
+		{ "pathinfo-store", required_argument, NULL, OPT_PATHINFO_STORE },
 		{ "list-root", no_argument, NULL, OPT_LIST_ROOT },
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "prefetch", required_argument, NULL, OPT_PREFETCH },
@@ -139,6 +146,15 @@ static int parse_args(int argc, char **argv, struct mount_opts *o)
 			break;
 		case OPT_KEYS:
 			o->trusted_public_keys = optarg;
+			break;
+		case OPT_BLOB_STORE:
+			o->blob_store = optarg;
+			break;
+		case OPT_DIRECTORY_STORE:
+			o->directory_store = optarg;
+			break;
+		case OPT_PATHINFO_STORE:
+			o->pathinfo_store = optarg;
 			break;
 		case OPT_LIST_ROOT:
 			o->list_root = true;
@@ -323,6 +339,9 @@ static int serve(struct mount_opts *o, int ready_fd, struct failure *f)
 		.flags = CASFS_STORE_READONLY | CASFS_STORE_READERS(readers),
 		.cache = o->cache,
 		.trusted_public_keys = o->trusted_public_keys,
+		.blob_store = o->blob_store,
+		.directory_store = o->directory_store,
+		.pathinfo_store = o->pathinfo_store,
 	};
 	int r = casfs_store_open_with(o->store_url, &so, &store, &err);
 	if (r < 0)

@@ -121,33 +121,52 @@ int casfs_store_open(const char *url, unsigned flags, struct casfs_store **ret,
 	return casfs_store_open_with(url, &o, ret, err);
 }
 
-int casfs_store_open_with(const char *url, const struct casfs_store_options *o,
-			  struct casfs_store **ret, struct casfs_error *err)
+static int open_memory_url(struct casfs_store *s, const char *url,
+			   const struct casfs_store_options *o, struct casfs_error *err)
 {
-	unsigned flags = o->flags;
-	_cleanup_free_ char *def = NULL;
-	if (!url) {
-		url = def = casfs_store_default_path();
-		if (!url)
-			return casfs_error_set(err, -ENOENT,
-					       "no default store: set CASFS_STORE or HOME");
-	}
+	(void)o;
+	if (strcmp(url, "memory:"))
+		return casfs_error_set(err, -EINVAL, "store URL '%s': memory: takes nothing after it", url);
+	return open_memory(s);
+}
+
+static int open_local_url(struct casfs_store *s, const char *url,
+			  const struct casfs_store_options *o, struct casfs_error *err)
+{
+	return open_local(s, url + 6, o->flags, err);
+}
+
+/* Every store URL scheme, matched by prefix, in this order; anything else
+ * with "://" is refused, and a plain path is a local store. */
+static const struct {
+	const char *prefix;
+	int (*open)(struct casfs_store *s, const char *url, const struct casfs_store_options *o,
+		    struct casfs_error *err);
+} schemes[] = {
+	{ "memory:", open_memory_url },
+	{ "local:", open_local_url },
+	{ "grpc+unix://", casfs_store_open_grpc },
+	{ "grpc+http://", casfs_store_open_grpc },
+	{ "file://", open_through },
+	{ "http://", open_through },
+	{ "https://", open_through },
+	{ "nix:", open_through },
+};
+
+static int open_one(const char *url, const struct casfs_store_options *o, struct casfs_store **ret,
+		    struct casfs_error *err)
+{
 	struct casfs_store *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	int r;
-	if (!strcmp(url, "memory:"))
-		r = open_memory(s);
-	else if (!strncmp(url, "local:", 6))
-		r = open_local(s, url + 6, flags, err);
-	else if (casfs_substituter_url_known(url))
-		r = open_through(s, url, o, err);
-	else if (casfs_store_url_is_grpc(url))
-		r = casfs_store_open_grpc(s, url, o, err);
-	else if (strstr(url, "://") || !strncmp(url, "memory:", 7))
-		r = casfs_error_set(err, -EPROTONOSUPPORT, "unsupported store URL '%s'", url);
-	else
-		r = open_local(s, url, flags, err);
+	int r = 1;
+	for (size_t i = 0; r > 0 && i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (!strncmp(url, schemes[i].prefix, strlen(schemes[i].prefix)))
+			r = schemes[i].open(s, url, o, err);
+	if (r > 0)
+		r = strstr(url, "://") ? casfs_error_set(err, -EPROTONOSUPPORT,
+							  "unsupported store URL '%s'", url)
+				       : open_local(s, url, o->flags, err);
 	if (r < 0) {
 		casfs_store_free(s);
 		return r == -ENOMEM ? casfs_error_set(err, r, "out of memory opening store") : r;
@@ -156,10 +175,83 @@ int casfs_store_open_with(const char *url, const struct casfs_store_options *o,
 	return 0;
 }
 
+/* A store made of the main one and per-service overrides. */
+static int compose(struct casfs_store *main_store, const struct casfs_store_options *o,
+		   struct casfs_store **ret, struct casfs_error *err)
+{
+	struct casfs_store *c = calloc(1, sizeof(*c));
+	if (!c) {
+		casfs_store_free(main_store);
+		return -ENOMEM;
+	}
+	c->parts[c->n_parts++] = main_store;
+	c->blobs = main_store->blobs;
+	c->directories = main_store->directories;
+	c->pathinfos = main_store->pathinfos;
+	struct casfs_store_options sub = { .flags = o->flags, .cache = o->cache,
+					   .trusted_public_keys = o->trusted_public_keys };
+	const char *urls[3] = { o->blob_store, o->directory_store, o->pathinfo_store };
+	static const char *const what[3] = { "--blob-store", "--directory-store", "--pathinfo-store" };
+	int r = 0;
+	for (int i = 0; r >= 0 && i < 3; i++) {
+		if (!urls[i])
+			continue;
+		struct casfs_store *p = NULL;
+		r = open_one(urls[i], &sub, &p, err);
+		if (r < 0) {
+			r = casfs_error_prefix(err, r, "%s", what[i]);
+			break;
+		}
+		c->parts[c->n_parts++] = p;
+		if (i == 0)
+			c->blobs = p->blobs;
+		else if (i == 1)
+			c->directories = p->directories;
+		else
+			c->pathinfos = p->pathinfos;
+	}
+	if (r >= 0 && !(c->url = strdup(main_store->url ? main_store->url : "")))
+		r = -ENOMEM;
+	if (r < 0) {
+		casfs_store_free(c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+int casfs_store_open_with(const char *url, const struct casfs_store_options *o,
+			  struct casfs_store **ret, struct casfs_error *err)
+{
+	_cleanup_free_ char *def = NULL;
+	if (!url) {
+		url = def = casfs_store_default_path();
+		if (!url)
+			return casfs_error_set(err, -ENOENT,
+					       "no default store: set CASFS_STORE or HOME");
+	}
+	struct casfs_store *s = NULL;
+	int r = open_one(url, o, &s, err);
+	if (r < 0)
+		return r;
+	if (!o->blob_store && !o->directory_store && !o->pathinfo_store) {
+		*ret = s;
+		return 0;
+	}
+	return compose(s, o, ret, err);
+}
+
 void casfs_store_free(struct casfs_store *s)
 {
 	if (!s)
 		return;
+	if (s->n_parts) {
+		for (size_t i = s->n_parts; i-- > 0;)
+			casfs_store_free(s->parts[i]);
+		free(s->url);
+		free(s);
+		return;
+	}
 	casfs_pathinfo_service_free(s->pathinfos);
 	if (s->inner) {
 		casfs_store_free(s->inner);

@@ -58,6 +58,10 @@ struct casfs_store {
 	struct casfs_pathinfo_service *pathinfos;
 	char *url;                     /* owned, normalised (e.g. "local:/abs/dir") */
 	struct casfs_store *inner;     /* owned: the read-through cache, or NULL */
+	/* A composed store (--blob-store etc.): its services are borrowed
+	 * from these, which it owns; nothing else is set. */
+	struct casfs_store *parts[4];
+	size_t n_parts;
 	void *backend;                 /* backend-private, freed by free_backend */
 	void (*free_backend)(void *backend);
 };
@@ -75,6 +79,10 @@ struct casfs_store_options {
 	/* Space-separated "name:base64" public keys; NULL: the environment's
 	 * $CASFS_TRUSTED_PUBLIC_KEYS (none if unset). */
 	const char *trusted_public_keys;
+	/* One service from another store each (NULL: the main URL's), e.g.
+	 * blobs from a remote daemon, metadata local: --blob-store,
+	 * --directory-store, --pathinfo-store. */
+	const char *blob_store, *directory_store, *pathinfo_store;
 };
 
 /* casfs_store_open with the options above.  A bad key list is -EBADMSG

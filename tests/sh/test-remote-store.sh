@@ -10,6 +10,8 @@
 #   mount       every file of the tree through a mount over gRPC, cmp'd
 #   cache       --cache DIR: a blob is Read from the daemon once, then
 #               served from the cache's blob file
+#   compose     --blob-store from the daemon under a local store's metadata:
+#               only blob calls reach the daemon
 #   packages    a tvix-only and a snix-only server both work; one serving
 #               neither gets a clear error
 #   lies        a flipped blob byte, a truncated blob, a flipped directory
@@ -185,6 +187,20 @@ big_b3=$(b3sum --no-names "$TMP/tree/sub/big")
 check_eq $T/cache-one-read "$(grep '^BlobService/Read ' "$TMP/cached.count" | cut -d' ' -f2)" 1
 [ -f "$C/blobs/${big_b3:0:2}/${big_b3:2}" ] && pass $T/cache-blob-file ||
 	fail $T/cache-blob-file "no blob file for $big_b3 under $C/blobs"
+
+# --- composition: metadata from a local store, blobs from the daemon ---------------
+proxy_start blobs-only || fail $T/proxy-blobs-only "$(tail -3 "$TMP/proxy-blobs-only.log")"
+if timeout 30 "$CASFS" --store "$TMP/copy-into" --blob-store "grpc+unix://$TMP/blobs-only.sock" \
+	cat "$P/sub/big" | cmp -s - "$TMP/tree/sub/big"; then
+	pass $T/compose-blob-store
+else
+	fail $T/compose-blob-store "content differs"
+fi
+proxy_stop blobs-only
+check_eq $T/compose-blob-store-remote "$(grep -c 'BlobService/Read\|PathInfoService\|DirectoryService' \
+	"$TMP/blobs-only.count") $(grep -c 'PathInfoService\|DirectoryService' "$TMP/blobs-only.count")" "1 0"
+out=$("$CASFS" --store memory: --pathinfo-store "bogus://x" path-info "$P" 2>&1)
+case "$out" in *"--pathinfo-store: unsupported store URL 'bogus://x'"*) pass $T/compose-bad-url ;; *) fail $T/compose-bad-url "$out" ;; esac
 
 # --- servers that know one package name ------------------------------------------
 for pkgs in tvix snix; do
