@@ -1311,8 +1311,21 @@ TEST(store_urls_and_default_path)
 {
 	struct casfs_store *s = NULL;
 	struct casfs_error err = { 0 };
-	CHECK_EQ_INT(casfs_store_open("grpc+unix:///run/x.sock", 0, &s, &err), -EPROTONOSUPPORT);
-	CHECK(strstr(err.msg, "grpc+unix") != NULL);
+	CHECK_EQ_INT(casfs_store_open("s3://bucket/x", 0, &s, &err), -EPROTONOSUPPORT);
+	CHECK(strstr(err.msg, "s3://bucket/x") != NULL);
+	casfs_error_clear(&err);
+	CHECK_EQ_INT(casfs_store_open("memory:x", 0, &s, &err), -EINVAL);
+	CHECK(strstr(err.msg, "memory:x") != NULL);
+	casfs_error_clear(&err);
+	CHECK_EQ_INT(casfs_store_open("grpc+unix://host/x.sock", 0, &s, &err), -EINVAL);
+	CHECK(strstr(err.msg, "no host") != NULL);
+	/* a daemon is connected to lazily: opening does not need it there */
+	CHECK_EQ_INT(casfs_store_open("grpc+unix:///run/nobody-here.sock", 0, &s, &err), 0);
+	CHECK_EQ_STR(s->url, "grpc+unix:///run/nobody-here.sock");
+	casfs_store_free(s);
+	CHECK_EQ_INT(casfs_store_open("grpc+unix:///run/nobody-here.sock?wait-connect=1", 0, &s, &err),
+		     -ECONNREFUSED);
+	CHECK(strstr(err.msg, "cannot connect to unix:/run/nobody-here.sock") != NULL);
 	CHECK_EQ_INT(casfs_store_open("memory:", 0, &s, &err), 0);
 	CHECK_EQ_STR(s->url, "memory:");
 	casfs_store_free(s);
