@@ -164,6 +164,12 @@ bench-copy: deps
 	@$(MAKE) --no-print-directory all
 	@CASFS=$(CURDIR)/build/casfs bash bench/copy.sh
 
-.PHONY: all tests fuzz deps check demo bench bench-b3 bench-hashbound bench-mount bench-copy bench-serve fresh-check clean
+# A mount, a blob Read and copies over a casfs daemon against local ones
+# and a grpcio client (bench/remote.sh).
+bench-remote: deps
+	@$(MAKE) --no-print-directory all
+	@CASFS=$(CURDIR)/build/casfs bash bench/remote.sh
+
+.PHONY: all tests fuzz deps check demo bench bench-b3 bench-hashbound bench-mount bench-copy bench-serve bench-remote fresh-check clean
 .SECONDARY:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

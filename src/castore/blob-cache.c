@@ -128,6 +128,7 @@ static void cache_free(struct casfs_blob_service *s)
 
 static const struct casfs_blob_service_ops cache_ops = {
 	.name = "cache",
+	.blind_puts = true,
 	.stat = cache_stat,
 	.open = cache_open,
 	.create = cache_create,

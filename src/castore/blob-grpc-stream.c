@@ -111,7 +111,35 @@ static int check_pending(struct stream_reader *sr, struct casfs_error *err)
 	return len > bytes ? casfs_buf_append(&sr->pending, data + bytes, len - bytes) : 0;
 }
 
-/* One more message of the stream (starting it if need be). */
+struct chunk_sink {
+	struct stream_reader *sr;
+	struct casfs_error *err;
+};
+
+/* A BlobChunk as it arrives: its bytes join the pending ones. */
+static int take_chunk(void *userdata, const uint8_t *m, size_t n)
+{
+	struct chunk_sink *cs = userdata;
+	struct stream_reader *sr = cs->sr;
+	const char *target = casfs_grpc_client_target(sr->gs->client);
+	char b3[CASFS_B3_STR_LEN + 1];
+	struct casfs_rpc_bytes data;
+	if (casfs_rpc_bytes1_decode(m, n, &data, cs->err) < 0) {
+		casfs_b3_format(sr->base.digest, b3);
+		return casfs_error_prefix(cs->err, -EBADMSG, "%s: BlobChunk of %s", target, b3);
+	}
+	if (data.len > sr->base.size - sr->recv_pos) {
+		casfs_b3_format(sr->base.digest, b3);
+		return casfs_error_set(cs->err, -EBADMSG, "%s sent blob %s longer than its %" PRIu64
+				       " bytes", target, b3, sr->base.size);
+	}
+	int r = casfs_buf_append(&sr->pending, data.p, data.len);
+	if (r >= 0)
+		sr->recv_pos += data.len;
+	return r;
+}
+
+/* More of the stream (starting it if need be). */
 static int advance(struct stream_reader *sr, struct casfs_error *err)
 {
 	const char *target = casfs_grpc_client_target(sr->gs->client);
@@ -132,9 +160,8 @@ static int advance(struct stream_reader *sr, struct casfs_error *err)
 		sr->recv_pos = sr->pend_off = 0;
 		sr->pending.len = 0;
 	}
-	const uint8_t *m;
-	size_t n;
-	r = casfs_grpc_call_recv(sr->call, &m, &n, err);
+	struct chunk_sink cs = { sr, err };
+	r = casfs_grpc_call_recv_each(sr->call, take_chunk, &cs, err);
 	if (r < 0)
 		return r;
 	if (r == 0) {
@@ -145,16 +172,6 @@ static int advance(struct stream_reader *sr, struct casfs_error *err)
 					       " bytes", target, b3, sr->recv_pos, sr->base.size);
 		return 0;
 	}
-	struct casfs_rpc_bytes data;
-	if (casfs_rpc_bytes1_decode(m, n, &data, err) < 0)
-		return casfs_error_prefix(err, -EBADMSG, "%s: BlobChunk of %s", target, b3);
-	if (data.len > sr->base.size - sr->recv_pos)
-		return casfs_error_set(err, -EBADMSG, "%s sent blob %s longer than its %" PRIu64 " bytes",
-				       target, b3, sr->base.size);
-	r = casfs_buf_append(&sr->pending, data.p, data.len);
-	if (r < 0)
-		return r;
-	sr->recv_pos += data.len;
 	return check_pending(sr, err);
 }
 

@@ -234,16 +234,17 @@ static const struct casfs_blob_reader_ops reader_ops = {
 /* A blob of more than one group with an outboard from the server is
  * streamed and checked group by group (blob-grpc-stream.c); anything else
  * is fetched whole and checked before the first byte is handed out. */
-static int grpc_open(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
-		     struct casfs_blob_reader **ret)
+static int open_blob(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
+		     const uint64_t *hint, struct casfs_blob_reader **ret)
 {
 	struct grpc_blob_service *gs = service_of(s);
 	struct casfs_error err;
 	casfs_error_clear(&err);
-	uint64_t size = 0;
+	uint64_t size = hint ? *hint : 0;
 	_cleanup_free_ uint8_t *bao = NULL;
 	size_t bao_len = 0;
-	int r = remote_stat(gs, digest, &size, &bao, &bao_len, &err);
+	/* one group or less by the caller's word: no outboard to ask for */
+	int r = hint && !casfs_outboard_wanted(*hint) ? 0 : remote_stat(gs, digest, &size, &bao, &bao_len, &err);
 	struct casfs_outboard ob = { 0 };
 	if (r >= 0 && casfs_outboard_wanted(size) && bao_len) {
 		struct casfs_error ob_err;
@@ -259,7 +260,7 @@ static int grpc_open(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3
 		r = -ENOMEM;
 	if (r >= 0)
 		r = grpc_blob_fetch(gs, digest, &gr->spool, &err);
-	if (r >= 0 && gr->spool.size != size) {
+	if (r >= 0 && gr->spool.size != size && !hint) {
 		char b3[CASFS_B3_STR_LEN + 1];
 		casfs_b3_format(digest, b3);
 		grpc_spool_release(&gr->spool);
@@ -278,6 +279,18 @@ static int grpc_open(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3
 	memcpy(gr->base.digest, digest, CASFS_B3_LEN);
 	*ret = &gr->base;
 	return 0;
+}
+
+static int grpc_open(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
+		     struct casfs_blob_reader **ret)
+{
+	return open_blob(s, digest, NULL, ret);
+}
+
+static int grpc_open_sized(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
+			   uint64_t size, struct casfs_blob_reader **ret)
+{
+	return open_blob(s, digest, &size, ret);
 }
 
 /* ---- writing ---------------------------------------------------------------- */
@@ -403,8 +416,10 @@ static void grpc_free(struct casfs_blob_service *s)
 
 static const struct casfs_blob_service_ops grpc_blob_ops = {
 	.name = "grpc",
+	.blind_puts = true,
 	.stat = grpc_stat,
 	.open = grpc_open,
+	.open_sized = grpc_open_sized,
 	.create = grpc_create,
 	.outboard_get = grpc_outboard_get,
 	.free = grpc_free,

@@ -27,6 +27,9 @@ struct casfs_blob_writer;
 
 struct casfs_blob_service_ops {
 	const char *name;
+	/* A put costs no more than a stat (a remote service, which keeps one
+	 * copy of each blob anyway): writers need not ask first. */
+	bool blind_puts;
 	/* Size of a present blob; -ENOENT if absent. */
 	int (*stat)(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
 		    uint64_t *ret_size);
@@ -34,6 +37,12 @@ struct casfs_blob_service_ops {
 	 * (casfs_blob_reader_close). */
 	int (*open)(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
 		    struct casfs_blob_reader **ret);
+	/* open() for a caller that knows the size the blob should have (a
+	 * file node's): a remote backend may then skip asking for it.  The
+	 * reader's size is still the blob's own, for the caller to compare.
+	 * May be NULL (casfs_blob_open_sized calls open). */
+	int (*open_sized)(struct casfs_blob_service *s, const uint8_t digest[CASFS_B3_LEN],
+			  uint64_t size, struct casfs_blob_reader **ret);
 	/* Start a new blob.  *ret owned by the caller until commit/abort. */
 	int (*create)(struct casfs_blob_service *s, struct casfs_blob_writer **ret);
 	/* The same for a blob whose digest the caller has just computed from
@@ -115,6 +124,12 @@ static inline int casfs_blob_open(struct casfs_blob_service *s, const uint8_t d[
 				  struct casfs_blob_reader **ret)
 {
 	return s->ops->open(s, d, ret);
+}
+
+static inline int casfs_blob_open_sized(struct casfs_blob_service *s, const uint8_t d[CASFS_B3_LEN],
+					uint64_t size, struct casfs_blob_reader **ret)
+{
+	return s->ops->open_sized ? s->ops->open_sized(s, d, size, ret) : s->ops->open(s, d, ret);
 }
 
 static inline int casfs_blob_create(struct casfs_blob_service *s, struct casfs_blob_writer **ret)

@@ -79,7 +79,7 @@ int fs_file_open_blob(struct casfs_fs *fs, const uint8_t digest[CASFS_B3_LEN], u
 	char b3[CASFS_B3_STR_LEN + 1];
 	casfs_b3_format(digest, b3);
 	struct casfs_blob_reader *reader = NULL;
-	int r = casfs_blob_open(fs->store->blobs, digest, &reader);
+	int r = casfs_blob_open_sized(fs->store->blobs, digest, size, &reader);
 	if (r < 0) {
 		fs_log(fs, CASFS_FS_LOG_ERROR, "blob %s: cannot open: %s", b3, strerror(-r));
 		return r == -ENOMEM ? r : -EIO;

@@ -37,6 +37,7 @@
 #define POOL_MAX 32
 #define STREAM_WINDOW (16 << 20)
 #define CONN_WINDOW (1 << 30)
+#define SOCKET_BUF (4 << 20)
 
 enum pkg { PKG_UNKNOWN, PKG_SNIX, PKG_TVIX };
 static const char *const pkg_names[] = { [PKG_SNIX] = "snix", [PKG_TVIX] = "tvix" };
@@ -91,6 +92,11 @@ struct casfs_grpc_call {
 	struct casfs_buf message;
 	int error; /* a deframing or callback error, with err_text */
 	struct casfs_error deframe_err;
+	/* casfs_grpc_call_recv_each: messages go to `sink`, not the queue */
+	casfs_grpc_message_fn sink;
+	void *sink_userdata;
+	size_t sunk;
+	int sink_error;
 };
 
 /* ---- connections ----------------------------------------------------------- */
@@ -120,6 +126,16 @@ static int queue_message(void *userdata, const uint8_t *msg, size_t len)
 	return r;
 }
 
+static int sink_message(void *userdata, const uint8_t *msg, size_t len)
+{
+	struct casfs_grpc_call *call = userdata;
+	int r = call->sink(call->sink_userdata, msg, len);
+	call->sunk++;
+	if (r < 0)
+		call->sink_error = r;
+	return r;
+}
+
 static struct casfs_grpc_call *call_of(struct conn *cn, int32_t stream_id)
 {
 	return cn->call && cn->call->stream_id == stream_id ? cn->call : NULL;
@@ -133,7 +149,8 @@ static int data_chunk_cb(nghttp2_session *s, uint8_t flags, int32_t stream_id, c
 	if (!call || call->error < 0)
 		return 0;
 	call->answered = true;
-	int r = casfs_grpc_deframer_feed(&call->deframer, data, len, queue_message, call,
+	int r = casfs_grpc_deframer_feed(&call->deframer, data, len,
+					 call->sink ? sink_message : queue_message, call,
 					 &call->deframe_err);
 	if (r < 0) {
 		call->error = r;
@@ -270,6 +287,9 @@ static int conn_new(struct casfs_grpc_client *c, struct conn **ret, struct casfs
 		conn_close(cn);
 		return r;
 	}
+	/* room for the server to run ahead while we check and hand out */
+	int rcvbuf = SOCKET_BUF;
+	setsockopt(cn->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	nghttp2_session_callbacks *cbs;
 	if (nghttp2_session_callbacks_new(&cbs) != 0) {
 		conn_close(cn);
@@ -621,6 +641,34 @@ int casfs_grpc_call_recv(struct casfs_grpc_call *call, const uint8_t **msg, size
 		call->queue_pos += sizeof(n) + n;
 		return 1;
 	}
+	return final_status(call, err);
+}
+
+int casfs_grpc_call_recv_each(struct casfs_grpc_call *call, casfs_grpc_message_fn fn,
+			      void *userdata, struct casfs_error *err)
+{
+	if (call->queue_pos < call->queue.len) /* mixing with recv: drain its queue first */
+		return casfs_error_set(err, -EINVAL, "recv_each after recv left messages queued");
+	if (!call->out_last) {
+		call->out_last = true;
+		if (call->stream_id && call->deferred) {
+			call->deferred = false;
+			nghttp2_session_resume_data(call->conn->session, call->stream_id);
+		}
+	}
+	call->sink = fn;
+	call->sink_userdata = userdata;
+	call->sunk = 0;
+	int r = 0;
+	while (r >= 0 && call->sunk == 0 && !call->closed)
+		r = drive(call, err);
+	call->sink = NULL;
+	if (call->sink_error < 0)
+		return call->sink_error;
+	if (r < 0)
+		return r;
+	if (call->sunk)
+		return 1;
 	return final_status(call, err);
 }
 

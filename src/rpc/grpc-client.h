@@ -37,6 +37,7 @@
 
 #include "../basic/buf.h"
 #include "../basic/error.h"
+#include "grpc.h"
 
 #define CASFS_GRPC_DEFAULT_TIMEOUT_MS 30000
 
@@ -74,6 +75,13 @@ int casfs_grpc_call_send(struct casfs_grpc_call *call, const uint8_t *msg, size_
  * Ends the request stream first if the caller has not. */
 int casfs_grpc_call_recv(struct casfs_grpc_call *call, const uint8_t **msg, size_t *len,
 			 struct casfs_error *err);
+/* The same without the copy into a queue: every response message that
+ * arrives in the next read goes to `fn` (valid during the call only),
+ * at least one of them.  1 when fn was given some, 0 at the end (status
+ * OK), -errno as recv, or fn's negative return (the call is then spent:
+ * end it). */
+int casfs_grpc_call_recv_each(struct casfs_grpc_call *call, casfs_grpc_message_fn fn,
+			      void *userdata, struct casfs_error *err);
 /* Finish (or abandon: the stream is reset) and free the call. */
 void casfs_grpc_call_end(struct casfs_grpc_call *call);
 

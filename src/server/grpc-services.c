@@ -9,6 +9,7 @@
 #include "grpc-services.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <search.h>
 #include <stdarg.h>
@@ -178,6 +179,9 @@ static int stat_message(struct casfs_grpc_server_call *call, const uint8_t *msg,
 	return r;
 }
 
+#define READ_AHEAD (16 << 20)
+#define READ_AHEAD_STEP (4u << 20)
+
 struct blob_read {
 	struct casfs_blob_reader *r;
 	struct casfs_outboard ob; /* n == 0: a blob of one group or less */
@@ -244,6 +248,11 @@ static int read_more(struct casfs_grpc_server_call *call, struct casfs_error *er
 		return r;
 	}
 	uint8_t *data = out->data + out->len;
+	/* Keep the disk READ_AHEAD ahead of us: one thread reads, checks and
+	 * sends in turn, so without it every chunk waits for the disk. */
+	int fd = casfs_blob_reader_fd(st->r);
+	if (fd >= 0 && st->off % READ_AHEAD_STEP == 0)
+		(void)posix_fadvise(fd, (off_t)st->off, READ_AHEAD, POSIX_FADV_WILLNEED);
 	r = casfs_blob_reader_pread_full(st->r, data, n, st->off);
 	if (r == -EBADMSG)
 		r = damaged(st->r->digest, size, err); /* shorter than it says */

@@ -227,7 +227,7 @@ int casfs_export_file(struct casfs_store *s, const struct casfs_node *file, casf
 		      void *userdata, struct casfs_error *err)
 {
 	struct casfs_blob_reader *rd;
-	int r = casfs_blob_open(s->blobs, file->digest, &rd);
+	int r = casfs_blob_open_sized(s->blobs, file->digest, file->size, &rd);
 	if (r < 0)
 		return blob_error(r, file->digest, err);
 	bool small = file->size <= EXPORT_CHUNK;

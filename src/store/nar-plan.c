@@ -364,7 +364,7 @@ static int open_file(struct casfs_nar_cursor *c, size_t i, struct casfs_error *e
 {
 	const struct plan_file *f = &c->p->files[i];
 	cursor_close_blob(c);
-	int r = casfs_blob_open(c->s->blobs, f->digest, &c->rd);
+	int r = casfs_blob_open_sized(c->s->blobs, f->digest, f->size, &c->rd);
 	if (r < 0) {
 		c->rd = NULL;
 		return blob_fail(r, f->digest, err, "cannot be opened");
