@@ -2,15 +2,40 @@
  *
  * A backend embeds `struct casfs_blob_service` first and fills `ops`.
  * Callers use the casfs_blob_* inline wrappers (the one seam for fault
- * injection).  All service hooks are thread-safe: many threads may stat,
- * open and create at once.  A reader or writer object belongs to one
- * thread at a time.
+ * injection and decorators: a cache layer, castore/blob-cache.c, wraps two
+ * services and exposes the same table).  Backends: memory, local
+ * (store/local-blobs.c), gRPC (castore/blob-grpc.c), cache.
  *
- * Readers do NOT verify content: casfs_blob_verify() (below) does,
- * and every consumer that serves bytes calls it first.  Writers hash what
- * they are given and commit under the digest they computed; a blob is
- * either fully present or absent (never partial), and committing content
- * that is already present succeeds. */
+ * The contract, for a stranger writing a backend:
+ *
+ *   Errors     every hook returns >= 0 or -errno.  -ENOENT means "absent"
+ *              and only that: a backend that cannot tell (its server is
+ *              down, a socket is missing) says -ECONNREFUSED, -ECONNRESET,
+ *              -ETIMEDOUT or -EIO instead, so that nobody concludes a blob
+ *              is missing when it is unreachable.  -EBADMSG means damaged
+ *              bytes or a server that lied.  Hooks have no error object: a
+ *              remote backend logs its server's own words once
+ *              (casfs_log_error) and returns the code.
+ *   Timeouts   a hook never blocks without bound: remote backends bound
+ *              every wait (grpc-client.h) and fail with -ETIMEDOUT.
+ *   Threads    every service hook is thread-safe: many threads stat, open
+ *              and create at once.  A reader may be pread from several
+ *              threads at once (the mount and the export do); a writer
+ *              belongs to one thread.
+ *   Ownership  readers and writers belong to the caller until close,
+ *              commit or abort; digests are copied.
+ *
+ * Reading.  pread may return fewer bytes than asked (a short read is not
+ * an error; 0 only at or past the end); casfs_blob_reader_pread_full
+ * loops.  Readers of stored bytes do NOT verify content:
+ * casfs_blob_verify() and the outboard checks do, and every consumer that
+ * serves bytes uses them -- unless the reader says `verified` (it checked
+ * every byte it hands out itself, as the gRPC reader does).
+ *
+ * Writing.  Writers hash what they are given and commit under the digest
+ * they computed; a blob is either fully present or absent (never partial
+ * under its name, even after a crash), and committing content that is
+ * already present succeeds. */
 #pragma once
 
 #include <stdbool.h>

@@ -10,8 +10,23 @@
  * nothing).  get() re-hashes what it read: a stored message whose digest
  * does not match is -EBADMSG, never returned.
  *
- * Hooks are thread-safe.  Ownership: get fills a caller-owned struct that
- * the caller releases (casfs_directory_release). */
+ * The contract, for a stranger writing a backend (memory, local, gRPC
+ * in castore/directory-grpc.c):
+ *
+ *   Errors     >= 0 or -errno, with a one-line message in `err` where the
+ *              hook takes one.  -ENOENT means absent and only that (an
+ *              unreachable server is -ECONNREFUSED/-ECONNRESET/-ETIMEDOUT);
+ *              -EBADMSG damaged or lied-about bytes, naming the digest.
+ *   get        fills *ret only on success; what it returns is valid
+ *              (casfs_directory_validate) and hashes to the digest asked.
+ *   put_many   gets entries already validated as a closure, leaves first,
+ *              and stores all of them or none.  A remote backend whose
+ *              server wants self-contained streams sends the children it
+ *              was not given along (directory-grpc.c).
+ *   Timeouts   no hook blocks without bound (-ETIMEDOUT).
+ *   Threads    hooks are thread-safe.
+ *   Ownership  get fills a caller-owned struct that the caller releases
+ *              (casfs_directory_release); entries are borrowed. */
 #pragma once
 
 #include <stdint.h>

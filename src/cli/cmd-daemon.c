@@ -144,6 +144,8 @@ int cmd_daemon(struct cli *c, int argc, char **argv)
 	/* In the server process from here on: LMDB handles do not survive a
 	 * fork, so the store is opened after it. */
 	r = cli_open_store(c, read_only ? CLI_STORE_READ : CLI_STORE_WRITE);
+	if (r == 0)
+		c->store->no_map = true; /* a truncated blob file must not SIGBUS the daemon */
 	if (r != CLI_EXIT_OK) {
 		casfs_daemon_failed(&d, NULL);
 		return r;

@@ -163,6 +163,7 @@ int cmd_serve_cache(struct cli *c, int argc, char **argv)
 		casfs_daemon_failed(&d, NULL); /* cli_open_store said why */
 		return r;
 	}
+	c->store->no_map = true; /* a truncated blob file must not SIGBUS the server */
 	struct casfs_error err = { 0 };
 	struct casfs_serve_cache *sv = NULL;
 	r = casfs_serve_cache_start(c->store, &o, &sv, &err);

@@ -185,7 +185,7 @@ static int export_checked(struct casfs_store *s, struct casfs_blob_reader *rd,
 	struct slice_checker c = { .rd = rd, .ob = &ob, .n_slices = (rd->size + EXPORT_SLICE - 1) / EXPORT_SLICE };
 	/* The export is a command, so a file truncated meanwhile (SIGBUS) is
 	 * acceptable; the mount never maps blobs.  No mapping: read. */
-	if (casfs_blob_reader_map(rd, &c.map, NULL) < 0)
+	if (s->no_map || casfs_blob_reader_map(rd, &c.map, NULL) < 0)
 		c.map = NULL;
 	unsigned workers = MIN(casfs_b3_threads(), (unsigned)EXPORT_MAX_WORKERS);
 	c.window = workers + 2;

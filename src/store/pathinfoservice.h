@@ -1,10 +1,21 @@
 /* PathInfoService: 20-byte store path digest -> PathInfo.
  *
  * Same shape as the castore services: a backend embeds the base struct,
- * callers use the inline wrappers.  Hooks are thread-safe.  get fills a
- * caller-owned struct (casfs_pathinfo_release).  put replaces an existing
- * entry atomically.  Callers that add store paths go through
- * casfs_store_add_pathinfo() (store.h), which checks the closure first. */
+ * callers use the inline wrappers.  Backends: memory, local, gRPC
+ * (pathinfo-grpc.c), read-through from a binary cache (through.c).
+ *
+ *   Errors     >= 0 or -errno with a one-line message in `err`.  -ENOENT
+ *              means absent and only that (an unreachable server is
+ *              -ECONNREFUSED/-ECONNRESET/-ETIMEDOUT); -EBADMSG a damaged
+ *              record or a server that sent the wrong one.
+ *   get        fills a caller-owned struct (casfs_pathinfo_release) only
+ *              on success; it is valid and for the digest asked.
+ *   put        replaces an existing entry atomically.  Callers that add
+ *              store paths go through casfs_store_add_pathinfo() (store.h),
+ *              which checks the closure first.
+ *   list       see below; a remote backend may list in its server's order.
+ *   Timeouts   no hook blocks without bound (-ETIMEDOUT).
+ *   Threads    hooks are thread-safe. */
 #pragma once
 
 #include <stdint.h>

@@ -62,6 +62,10 @@ struct casfs_store {
 	 * from these, which it owns; nothing else is set. */
 	struct casfs_store *parts[4];
 	size_t n_parts;
+	/* Set by servers: never map blob files (the NAR export otherwise
+	 * hashes big ones from a mapping, and a file truncated meanwhile
+	 * would SIGBUS the process). */
+	bool no_map;
 	void *backend;                 /* backend-private, freed by free_backend */
 	void (*free_backend)(void *backend);
 };

@@ -1,8 +1,9 @@
 #!/bin/bash
 # casfs as a gRPC client: --store grpc+unix:// and grpc+http:// against a
-# casfs daemon, and against a python grpcio server (tests/peers/
+# casfs daemon, against a python grpcio server (tests/peers/
 # grpc_proxy.py, grpc core) relaying to it that serves one package name
-# only, lies or stalls.
+# only, lies or stalls, and against a @grpc/grpc-js server (tests/peers/
+# grpc_js_server.js, node's http2) that serves one package or lies.
 #
 #   commands    path-info, nar, ls, cat, verify, import, copy --from/--to
 #               over both URL forms; NARs compared with nix-store --dump
@@ -249,6 +250,60 @@ if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
 		fusermount3 -u "$M"
 	else
 		fail $T/lie-mount "did not mount: $(tail -3 "$TMP/mount-lie.log")"
+	fi
+fi
+
+# --- a grpc-js server (node's http2, no grpc core) ----------------------------------
+. "$TOP/tests/sh/lib/grpc-js.sh"
+js_start() { # NAME PACKAGES [--corrupt-blob HEX]
+	local name=$1
+	shift
+	rm -f "$TMP/$name.ready"
+	NODE_PATH="$GRPC_JS_CACHE/node_modules" node "$TOP/tests/peers/grpc_js_server.js" \
+		"unix://${DAEMON_UNIX_main#unix:}" "unix://$TMP/$name.sock" "$TMP/$name.ready" "$@" \
+		2>>"$TMP/js-$name.log" &
+	PROXIES+=("$!")
+	local i
+	for i in $(seq 400); do
+		[ -e "$TMP/$name.ready" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+if ! command -v node >/dev/null || [ ! -f "$NPM_CLI" ]; then
+	skip $T/grpc-js "node or its bundled npm is not installed"
+elif ! grpc_js_install; then
+	skip $T/grpc-js "npm could not install @grpc/grpc-js: $(tail -2 "$TMP/npm.log" | tr '\n' ' ')"
+elif ! js_start js tvix || ! js_start js-lie snix --corrupt-blob "$mid_b3"; then
+	fail $T/grpc-js-start "$(tail -3 "$TMP"/js-*.log)"
+else
+	check_eq $T/grpc-js-tvix-cat "$(timeout 30 "$CASFS" --store "grpc+unix://$TMP/js.sock" cat "$P/a.txt" 2>&1)" hello
+	if timeout 60 "$CASFS" --store "grpc+unix://$TMP/js.sock" nar "$P" | sha256sum | grep -q "^$want_nar "; then
+		pass $T/grpc-js-nar
+	else
+		fail $T/grpc-js-nar "NAR through grpc-js differs"
+	fi
+	out=$(timeout 30 "$CASFS" --store "grpc+unix://$TMP/js-lie.sock" cat "$P/sub/deeper/mid" 2>&1 >/dev/null)
+	rc=$?
+	case "$rc:$out" in 1:*"sent blob b3:"*) pass $T/grpc-js-lie ;; *) fail $T/grpc-js-lie "rc $rc: $out" ;; esac
+	if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
+		M=$TMP/mnt-js
+		mkdir -p "$M"
+		MOUNTS+=("$M")
+		if timeout 30 "$CASFS" mount "$M" --store "grpc+unix://$TMP/js-lie.sock" --background \
+			2>>"$TMP/mount-js.log"; then
+			cmp -s "$M/$B/sub/big" "$TMP/tree/sub/big" && pass $T/grpc-js-mount ||
+				fail $T/grpc-js-mount "big file differs"
+			if timeout 20 cat "$M/$B/sub/deeper/mid" >/dev/null 2>"$TMP/js-mount.err"; then
+				fail $T/grpc-js-mount-lie "served a corrupt blob"
+			else
+				grep -q "Input/output error" "$TMP/js-mount.err" && pass $T/grpc-js-mount-lie ||
+					fail $T/grpc-js-mount-lie "$(cat "$TMP/js-mount.err")"
+			fi
+			fusermount3 -u "$M"
+		else
+			fail $T/grpc-js-mount "did not mount: $(tail -3 "$TMP/mount-js.log")"
+		fi
 	fi
 fi
 
