@@ -22,6 +22,9 @@
 #               an error within seconds, the mount stays up and works
 #               again once a daemon is back on the same socket; a missing
 #               socket with ?wait-connect=1; malformed URLs
+# tests/run.sh runs it once more with ThreadSanitizer builds (the mount's
+# threads share the client's connection pool); logs are scanned for
+# sanitizer reports.
 . "$(dirname "$0")/lib/common.sh"
 . "$TOP/tests/sh/lib/grpc-peer.sh"
 T=remote
@@ -36,6 +39,11 @@ cleanup_hook() {
 	for p in "${PROXIES[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	daemon_cleanup
 	for p in "${PROXIES[@]}"; do daemon_gone "$p" 5 || kill -KILL "$p" 2>/dev/null; done
+	if grep -q 'ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer\|WARNING: ThreadSanitizer' \
+		"$TMP"/mount*.log "$TMP"/daemon-*.log "$TMP"/*.err 2>/dev/null; then
+		echo "FAIL $T/sanitizer: $(grep -h -m3 'ERROR\|runtime error\|WARNING: ThreadSanitizer' \
+			"$TMP"/mount*.log "$TMP"/daemon-*.log "$TMP"/*.err)"
+	fi
 }
 
 # proxy_start NAME ARGS...: a grpcio proxy on unix:$TMP/NAME.sock in front of
@@ -270,7 +278,9 @@ js_start() { # NAME PACKAGES [--corrupt-blob HEX]
 	done
 	return 1
 }
-if ! command -v node >/dev/null || [ ! -f "$NPM_CLI" ]; then
+if [ -n "${CASFS_TEST_NO_NPM:-}" ]; then
+	skip $T/grpc-js "CASFS_TEST_NO_NPM is set"
+elif ! command -v node >/dev/null || [ ! -f "$NPM_CLI" ]; then
 	skip $T/grpc-js "node or its bundled npm is not installed"
 elif ! grpc_js_install; then
 	skip $T/grpc-js "npm could not install @grpc/grpc-js: $(tail -2 "$TMP/npm.log" | tr '\n' ' ')"
