@@ -11,6 +11,7 @@ Faults (each on every matching call):
   --corrupt-read        flip the last byte of the first BlobChunk of each Read
                         (--only-blob HEX: only of that blob)
   --truncate-read       drop the last BlobChunk of each Read
+  --oversized-read      answer each Read with one 5 MiB message
   --corrupt-directory   flip the last byte of each Directory sent by Get
 Writes its port (tcp) or "ready" (unix) to --ready FILE once serving.
 Counts calls per method in --count FILE (one line "METHOD N" each) on exit.
@@ -35,6 +36,7 @@ def main():
     ap.add_argument("--corrupt-read", action="store_true")
     ap.add_argument("--only-blob")
     ap.add_argument("--truncate-read", action="store_true")
+    ap.add_argument("--oversized-read", action="store_true")
     ap.add_argument("--corrupt-directory", action="store_true")
     ap.add_argument("--stall", action="append", default=[])
     ap.add_argument("--count")
@@ -69,6 +71,9 @@ def main():
                     responses[0] = flip_last(responses[0])
                 if a.truncate_read and responses:
                     responses = responses[:-1]
+                if a.oversized_read:
+                    n = 5 << 20  # BlobChunk{1: 5 MiB}: tag, varint length, bytes
+                    responses = [b"\x0a\x80\x80\xc0\x02" + bytes(n)]
             if method == "DirectoryService/Get" and a.corrupt_directory:
                 responses = [flip_last(m) for m in responses]
             for m in responses:
@@ -91,7 +96,8 @@ def main():
                 relay(up, method), request_deserializer=None, response_serializer=None)
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
-                         options=[("grpc.max_receive_message_length", 8 << 20)])
+                         options=[("grpc.max_receive_message_length", 8 << 20),
+                                  ("grpc.max_send_message_length", 8 << 20)])
     server.add_generic_rpc_handlers((Handler(),))
     port = server.add_insecure_port(a.listen)
     server.start()

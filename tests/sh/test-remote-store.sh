@@ -242,6 +242,7 @@ mid_b3=$(b3sum --no-names "$TMP/tree/sub/deeper/mid")
 lie lie-blob-byte "--corrupt-read --only-blob $mid_b3" sub/deeper/mid "sent blob b3:$(echo "$mid_b3" | xxd -r -p | base64)"
 lie lie-blob-truncated --truncate-read sub/big "sent blob b3:.* short: 2097152 of 3000000 bytes"
 lie lie-directory --corrupt-directory sub/deeper/mid "sent directory"
+lie lie-oversized --oversized-read sub/big "gRPC message of 5242885 bytes, over the limit of 4194304"
 if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
 	M=$TMP/mnt-lie
 	mkdir -p "$M"
