@@ -18,7 +18,7 @@ size_t casfs_hex_encode(const uint8_t *in, size_t n, char *out)
 	return 2 * n;
 }
 
-static int hex_value(char c)
+int casfs_hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -36,7 +36,7 @@ ssize_t casfs_hex_decode(const char *in, size_t len, uint8_t *out, size_t out_ca
 	if (len / 2 > out_cap)
 		return -ENOBUFS;
 	for (size_t i = 0; i < len / 2; i++) {
-		int hi = hex_value(in[2 * i]), lo = hex_value(in[2 * i + 1]);
+		int hi = casfs_hex_digit(in[2 * i]), lo = casfs_hex_digit(in[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return -EBADMSG;
 		out[i] = (uint8_t)(hi << 4 | lo);

@@ -23,6 +23,8 @@
 
 size_t casfs_hex_encode(const uint8_t *in, size_t n, char *out);
 ssize_t casfs_hex_decode(const char *in, size_t len, uint8_t *out, size_t out_cap);
+/* The value of one hex digit (either case), or -1. */
+int casfs_hex_digit(char c);
 
 size_t casfs_base64_encode(const uint8_t *in, size_t n, char *out);
 ssize_t casfs_base64_decode(const char *in, size_t len, uint8_t *out, size_t out_cap);

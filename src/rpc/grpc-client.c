@@ -550,16 +550,25 @@ static int call_new(struct casfs_grpc_client *c, enum pkg pkg, enum casfs_grpc_f
 	return 0;
 }
 
-int casfs_grpc_call_start(struct casfs_grpc_client *c, enum casfs_grpc_family family,
-			  const char *method, struct casfs_grpc_call **ret, struct casfs_error *err)
+/* The package the server serves `family` under, probed the first time. */
+static int package_of(struct casfs_grpc_client *c, enum casfs_grpc_family family, enum pkg *ret,
+		      struct casfs_error *err)
 {
 	int r = probe(c, family, err);
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&c->lock);
-	enum pkg pkg = c->pkg[family];
+	*ret = c->pkg[family];
 	pthread_mutex_unlock(&c->lock);
-	return call_new(c, pkg, family, method, ret, err);
+	return 0;
+}
+
+int casfs_grpc_call_start(struct casfs_grpc_client *c, enum casfs_grpc_family family,
+			  const char *method, struct casfs_grpc_call **ret, struct casfs_error *err)
+{
+	enum pkg pkg;
+	int r = package_of(c, family, &pkg, err);
+	return r < 0 ? r : call_new(c, pkg, family, method, ret, err);
 }
 
 int casfs_grpc_call_send(struct casfs_grpc_call *call, const uint8_t *msg, size_t len, bool last,
@@ -765,13 +774,9 @@ int casfs_grpc_unary(struct casfs_grpc_client *c, enum casfs_grpc_family family,
 		     const char *method, const uint8_t *req, size_t req_len,
 		     struct casfs_buf *resp, struct casfs_error *err)
 {
-	int r = probe(c, family, err);
-	if (r < 0)
-		return r;
-	pthread_mutex_lock(&c->lock);
-	enum pkg pkg = c->pkg[family];
-	pthread_mutex_unlock(&c->lock);
-	return unary_in(c, pkg, family, method, req, req_len, resp, err);
+	enum pkg pkg;
+	int r = package_of(c, family, &pkg, err);
+	return r < 0 ? r : unary_in(c, pkg, family, method, req, req_len, resp, err);
 }
 
 /* ---- the client ------------------------------------------------------------- */

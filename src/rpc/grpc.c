@@ -9,6 +9,8 @@
  *   any error -> failed (every later call -EPROTO) */
 #include "grpc.h"
 
+#include "../basic/encoding.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -123,24 +125,13 @@ int casfs_grpc_message_encode(const char *msg, struct casfs_buf *out)
 	return r;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int casfs_grpc_message_decode(const char *s, size_t len, struct casfs_buf *out)
 {
 	int r = 0;
 	for (size_t i = 0; i < len && r >= 0; i++) {
 		int hi, lo;
 		if (s[i] == '%' && i + 2 < len &&
-		    (hi = hex_value(s[i + 1])) >= 0 && (lo = hex_value(s[i + 2])) >= 0) {
+		    (hi = casfs_hex_digit(s[i + 1])) >= 0 && (lo = casfs_hex_digit(s[i + 2])) >= 0) {
 			r = casfs_buf_append_byte(out, (uint8_t)(hi << 4 | lo));
 			i += 2;
 		} else {
