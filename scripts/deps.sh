@@ -10,6 +10,7 @@ liblzma-dev libzstd-dev libbz2-dev xz-utils zstd bzip2 \
 libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev curl libnghttp2-dev \
 python3-grpcio python3-grpc-tools python3-protobuf \
 nix-bin attr squashfuse squashfs-tools fio python3 bc time xxd b3sum openssl psmisc \
+qemu-system-x86 busybox-static \
 $*"
 missing=""
 for p in $PKGS; do
