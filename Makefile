@@ -37,7 +37,7 @@ LDLIBS += $(shell pkg-config --libs fuse3)
 endif
 
 # Layers, top first (link order).  See STYLE rule 1.
-MODULES := cli serve server $(if $(HAVE_FUSE),fuse) virtiofs fs store nixcache castore rpc nar storepath proto digest basic
+MODULES := cli serve server $(if $(HAVE_FUSE),virtiofs fuse) fs store nixcache castore rpc nar storepath proto digest basic
 LIBS := $(foreach m,$(MODULES),$(BUILD)/lib/libcasfs-$(m).a) $(BUILD)/lib/libblake3.a
 
 all: $(BUILD)/casfs

@@ -51,3 +51,4 @@ int cmd_verify(struct cli *c, int argc, char **argv);
 int cmd_serve_cache(struct cli *c, int argc, char **argv);
 int cmd_copy(struct cli *c, int argc, char **argv);
 int cmd_daemon(struct cli *c, int argc, char **argv);
+int cmd_virtiofs(struct cli *c, int argc, char **argv);

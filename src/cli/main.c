@@ -27,6 +27,7 @@ static const char usage[] =
 	"  mount MOUNTPOINT             mount the store as a read-only filesystem\n"
 	"  serve-cache [--listen H:P]   serve the store as a Nix binary cache over HTTP\n"
 	"  daemon [--listen ADDR]...    serve the store over tvix/snix gRPC\n"
+	"  virtiofs SOCKET              serve the store to a VM (vhost-user-fs)\n"
 	"\n"
 	"global options:\n"
 	"  --store URL   the store: a directory or local:DIR (embedded local store),\n"
@@ -96,6 +97,7 @@ static const struct command commands[] = {
 	{ "daemon", cmd_daemon },
 #ifdef CASFS_HAVE_FUSE
 	{ "mount", cmd_mount },
+	{ "virtiofs", cmd_virtiofs },
 #endif
 };
 

@@ -1,0 +1,165 @@
+/* virtiofs glue: virtqueue requests <-> a libfuse session (virtiofs.h).
+ *
+ * Replies are synchronous: casfs's FUSE operations answer before they
+ * return, on the thread that called fuse_session_process_buf, so the
+ * custom writev finds its request in a thread-local `current` and answers
+ * it.  A request libfuse did not answer (FORGET and friends) is put on the
+ * used ring with no bytes. */
+#include "virtiofs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../basic/util.h"
+#include "../fuse/fuse-internal.h"
+#include "vhost-user.h"
+
+#include <linux/fuse.h>
+
+struct current {
+	struct casfs_vu_dev *dev;
+	unsigned queue;
+	const struct casfs_vq_req *req;
+	bool replied;
+};
+
+static __thread struct current *current;
+
+/* libfuse's reply: into the request's writable descriptors. */
+static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	(void)fd, (void)userdata;
+	struct current *c = current;
+	size_t total = 0;
+	for (int i = 0; i < count; i++)
+		total += iov[i].iov_len;
+	if (!c || c->replied || count < 1 || iov[0].iov_len < sizeof(struct fuse_out_header)) {
+		errno = EIO; /* no request waiting for this reply */
+		return -1;
+	}
+	c->replied = true;
+	if (total > c->req->out_len) {
+		/* the guest gave too little room: an error reply instead */
+		struct fuse_out_header h;
+		memcpy(&h, iov[0].iov_base, sizeof(h));
+		h.len = sizeof(h);
+		h.error = -EIO;
+		struct iovec e = { &h, sizeof(h) };
+		casfs_vu_reply(c->dev, c->queue, c->req, &e, 1);
+		return (ssize_t)total;
+	}
+	casfs_vu_reply(c->dev, c->queue, c->req, iov, count);
+	return (ssize_t)total;
+}
+
+/* Never used: requests come from the queues, not from reads. */
+static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
+{
+	(void)fd, (void)buf, (void)len, (void)userdata;
+	errno = ENOSYS;
+	return -1;
+}
+
+static const struct fuse_custom_io custom_io = { .writev = io_writev, .read = io_read };
+
+static void on_request(void *userdata, struct casfs_vu_dev *dev, unsigned queue,
+		       const struct casfs_vq_req *req)
+{
+	struct fuse_session *se = userdata;
+	struct current c = { dev, queue, req, false };
+	struct fuse_in_header in;
+	if (req->in.len >= sizeof(in)) {
+		memcpy(&in, req->in.data, sizeof(in));
+		if (in.len == req->in.len) {
+			current = &c;
+			struct fuse_buf buf = { .size = req->in.len, .mem = req->in.data };
+			fuse_session_process_buf(se, &buf);
+			current = NULL;
+		}
+	}
+	/* malformed (too short, lengths that disagree) or no reply due */
+	if (!c.replied)
+		casfs_vu_reply(dev, queue, req, NULL, 0);
+}
+
+int casfs_virtiofs_listen(const struct casfs_virtiofs_options *o, int *ret_fd,
+			  struct casfs_error *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(o->socket_path) >= sizeof(sa.sun_path))
+		return casfs_error_set(err, -ENAMETOOLONG, "socket path '%s' is too long", o->socket_path);
+	strcpy(sa.sun_path, o->socket_path);
+	struct stat st;
+	if (lstat(o->socket_path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return casfs_error_set(err, -EEXIST, "'%s' exists and is not a socket",
+					       o->socket_path);
+		unlink(o->socket_path); /* a stale one */
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return casfs_error_set(err, casfs_neg_errno(), "socket: %s", strerror(errno));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
+		int r = casfs_neg_errno();
+		close(fd);
+		return casfs_error_set(err, r, "cannot listen on '%s': %s", o->socket_path, strerror(-r));
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+/* One front-end, on a session of its own (FUSE_INIT starts each guest). */
+static int serve_one(struct casfs_fs *fs, int cfd, const struct casfs_virtiofs_options *o,
+		     struct casfs_error *err)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct casfs_fuse ctx = { .fs = fs };
+	if (fuse_opt_add_arg(&args, "casfs") < 0)
+		return -ENOMEM;
+	struct fuse_session *se = fuse_session_new(&args, &casfs_fuse_ops, sizeof(casfs_fuse_ops), &ctx);
+	fuse_opt_free_args(&args);
+	if (!se)
+		return casfs_error_set(err, -ENOMEM, "cannot make a FUSE session");
+	/* libfuse closes this fd when the session goes: give it one of its own */
+	int efd = eventfd(0, EFD_CLOEXEC);
+	if (efd < 0 || fuse_session_custom_io(se, &custom_io, efd) < 0) {
+		if (efd >= 0)
+			close(efd);
+		fuse_session_destroy(se);
+		return casfs_error_set(err, -ENOMEM, "cannot set up the FUSE session's I/O");
+	}
+	struct casfs_vu_options vo = {
+		.n_queues = 1 + (o->request_queues ? o->request_queues : 1),
+		.handler = on_request,
+		.userdata = se,
+	};
+	int r = casfs_vu_serve(cfd, &vo, err);
+	fuse_session_destroy(se);
+	return r;
+}
+
+int casfs_virtiofs_serve(struct casfs_fs *fs, int lfd, const struct casfs_virtiofs_options *o,
+			 struct casfs_error *err)
+{
+	if (o->ready)
+		o->ready(o->userdata, o->socket_path);
+	int r;
+	do {
+		int cfd;
+		do
+			cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		while (cfd < 0 && errno == EINTR);
+		if (cfd < 0)
+			return casfs_error_set(err, casfs_neg_errno(), "accept: %s", strerror(errno));
+		r = serve_one(fs, cfd, o, err);
+		close(cfd);
+	} while (r >= 0 && o->keep_listening);
+	return r;
+}
