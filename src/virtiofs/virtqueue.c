@@ -47,17 +47,19 @@ _Static_assert(offsetof(struct vring_used, idx) == 2, "vring_used layout");
 
 static void *guest_lookup(const struct casfs_guest_mem *m, uint64_t addr, uint64_t len, bool uva)
 {
-	uint64_t end;
-	if (__builtin_add_overflow(addr, len, &end))
+	/* [addr, addr + len) must not wrap past 2^64 (ending exactly at 2^64
+	 * is fine); addr + len itself is never computed. */
+	if (len > 0 && addr > UINT64_MAX - (len - 1))
 		return NULL;
 	unsigned n = MIN(m->n, (unsigned)CASFS_VQ_MAX_REGIONS);
 	for (unsigned i = 0; i < n; i++) {
 		const struct casfs_guest_region *r = &m->r[i];
 		uint64_t start = uva ? r->uva : r->gpa;
-		/* addr >= start and end >= addr, so end - start cannot wrap; the
-		 * region's own start + size is never computed (it may wrap). */
-		if (r->host && addr >= start && end - start <= r->size)
-			return r->host + (addr - start);
+		if (!r->host || addr < start)
+			continue;
+		uint64_t off = addr - start;
+		if (off <= r->size && len <= r->size - off)
+			return r->host + off;
 	}
 	return NULL;
 }
@@ -231,8 +233,8 @@ static int walk_chain(const struct casfs_vq *q, const struct casfs_guest_mem *m,
 	}
 }
 
-int casfs_vq_pop(struct casfs_vq *q, const struct casfs_guest_mem *m, struct casfs_vq_req *req,
-		 struct casfs_error *err)
+static int pop(struct casfs_vq *q, const struct casfs_guest_mem *m, struct casfs_vq_req *req,
+	       struct casfs_error *err)
 {
 	uint16_t avail_idx = le16toh(__atomic_load_n(
 		(volatile uint16_t *)(q->avail + offsetof(struct vring_avail, idx)), __ATOMIC_ACQUIRE));
@@ -253,16 +255,24 @@ int casfs_vq_pop(struct casfs_vq *q, const struct casfs_guest_mem *m, struct cas
 	req->n_out = 0;
 	req->out_len = 0;
 	int r = walk_chain(q, m, head, req, err);
+	if (r < 0)
+		return r;
+	req->head = head;
+	q->last_avail++;
+	return 1;
+}
+
+int casfs_vq_pop(struct casfs_vq *q, const struct casfs_guest_mem *m, struct casfs_vq_req *req,
+		 struct casfs_error *err)
+{
+	int r = pop(q, m, req, err);
 	if (r < 0) {
 		/* Nothing half-filled is left for a caller to act on. */
 		req->in.len = 0;
 		req->n_out = 0;
 		req->out_len = 0;
-		return r;
 	}
-	req->head = head;
-	q->last_avail++;
-	return 1;
+	return r;
 }
 
 size_t casfs_vq_req_write(const struct casfs_vq_req *req, const struct iovec *iov, int n)
