@@ -51,6 +51,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* Content never changes: nothing to invalidate on attribute checks. */
 	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/* O_TRUNC as a SETATTR we refuse, not a flag of an open the kernel
+	 * skips (below): a virtiofs guest may remount read-write. */
+	conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
 	/* Zero-message open: an open needs nothing from us (the mount is
 	 * read-only, content is verified on first read), so let the kernel
 	 * skip open and release: two round trips per file opened.  Reads then
