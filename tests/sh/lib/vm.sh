@@ -202,7 +202,7 @@ vm_cleanup() {
 
 vm_run() { # SOCKET TAG GUEST_SCRIPT LOGFILE TIMEOUT
 	local sock=$1 tag=$2 script=$3 log=$4 limit=$5 dir raw t0 t1 rc deadline
-	dir=$(mktemp -d "${TMPDIR:-/tmp}/casfs-vm.XXXXXX") || return 1
+	dir=$(mktemp -d "${TMP:-${TMPDIR:-/tmp}}/casfs-vm.XXXXXX") || return 1
 	mkdir "$dir/root"
 	cp "$script" "$dir/root/guest.sh"
 	(cd "$dir/root" && echo guest.sh | "$VM_BUSYBOX" cpio -o -H newc 2>/dev/null) >"$dir/extra.cpio"
