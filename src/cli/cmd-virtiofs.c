@@ -16,8 +16,8 @@
 #include "cli.h"
 
 static const char help[] =
-	"usage: casfs virtiofs SOCKET [--list-root] [--background] [--keep-listening]\n"
-	"                      [--pid-file FILE]\n"
+	"usage: casfs virtiofs SOCKET [--list-root] [--threads N] [--background]\n"
+	"                      [--keep-listening] [--pid-file FILE]\n"
 	"\n"
 	"Serve the store (--store, any URL) to a virtual machine as a vhost-user-fs\n"
 	"device on the unix socket SOCKET, for QEMU's\n"
@@ -28,6 +28,7 @@ static const char help[] =
 	"VM disconnects.\n"
 	"\n"
 	"  --list-root        let the guest list the root (every store path)\n"
+	"  --threads N        threads answering requests (1..64, default 4)\n"
 	"  --background       return once listening\n"
 	"  --keep-listening   after a VM disconnects, wait for the next one\n"
 	"  --pid-file FILE    write the serving process's id there once listening\n";
@@ -78,8 +79,9 @@ static void *serve_thread(void *p)
 int cmd_virtiofs(struct cli *c, int argc, char **argv)
 {
 	bool list_root = false, background = false, keep = false;
-	const char *pid_file = NULL;
+	const char *pid_file = NULL, *threads = NULL;
 	const struct cli_flag flags[] = {
+		{ "--threads", NULL, &threads },
 		{ "--list-root", &list_root, NULL },
 		{ "--background", &background, NULL },
 		{ "--keep-listening", &keep, NULL },
@@ -96,8 +98,19 @@ int cmd_virtiofs(struct cli *c, int argc, char **argv)
 	if (n_pos != 1)
 		return cli_usage_error(c, "virtiofs takes one SOCKET path");
 
+	unsigned long n_threads = CASFS_VIRTIOFS_DEFAULT_THREADS;
+	if (threads) {
+		char *end;
+		errno = 0;
+		n_threads = strtoul(threads, &end, 10);
+		if (errno || *end || end == threads || threads[0] == '-' || n_threads < 1 ||
+		    n_threads > CASFS_VIRTIOFS_MAX_THREADS)
+			return cli_usage_error(c, "--threads wants 1..%d, not '%s'",
+					       CASFS_VIRTIOFS_MAX_THREADS, threads);
+	}
 	struct run run = { .lfd = -1, .pid_file = pid_file };
 	run.o = (struct casfs_virtiofs_options){ .socket_path = socket_path, .keep_listening = keep,
+						 .threads = (unsigned)n_threads,
 						 .ready = on_ready, .userdata = &run };
 	struct casfs_error err = { 0 };
 	/* the socket before the fork: its errors go to the caller */

@@ -160,6 +160,8 @@ static void queue_pause(struct queue *q)
 	eventfd_t v;
 	eventfd_read(q->stop_fd, &v);
 	q->running = false;
+	if (q->dev->o->drain)
+		q->dev->o->drain(q->dev->o->userdata, q->index);
 	q->base = q->vq.last_avail;
 }
 

@@ -22,7 +22,8 @@
  * kicks, takes the requests off the ring (virtqueue.h: malformed chains
  * stop the queue, logged) and hands each to the handler, then signals the
  * call fd.  The handler answers every request exactly once, with
- * casfs_vu_reply (no bytes for requests that get no reply).
+ * casfs_vu_reply (no bytes for requests that get no reply), on its
+ * queue's thread or, with a `drain` hook, on any thread.
  *
  * Thread safety: one control thread (casfs_vu_serve), one thread per
  * running queue; the handler runs on its queue's thread. */
@@ -47,6 +48,10 @@ struct casfs_vu_options {
 	void *userdata;
 	/* one line to log (no newline); NULL: stderr */
 	void (*log)(void *userdata, const char *line);
+	/* May be NULL.  Called when `queue` stops (its thread is gone), before
+	 * the front-end is told where it stopped: a handler that answers on
+	 * other threads waits here until every request it took is answered. */
+	void (*drain)(void *userdata, unsigned queue);
 };
 
 /* Serve one front-end on the connected socket `fd` until it disconnects:

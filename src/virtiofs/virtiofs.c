@@ -8,6 +8,7 @@
 #include "virtiofs.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,10 +70,9 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 
 static const struct fuse_custom_io custom_io = { .writev = io_writev, .read = io_read };
 
-static void on_request(void *userdata, struct casfs_vu_dev *dev, unsigned queue,
-		       const struct casfs_vq_req *req)
+static void process(struct fuse_session *se, struct casfs_vu_dev *dev, unsigned queue,
+		    const struct casfs_vq_req *req)
 {
-	struct fuse_session *se = userdata;
 	struct current c = { dev, queue, req, false };
 	struct fuse_in_header in;
 	if (req->in.len >= sizeof(in)) {
@@ -87,6 +87,104 @@ static void on_request(void *userdata, struct casfs_vu_dev *dev, unsigned queue,
 	/* malformed (too short, lengths that disagree) or no reply due */
 	if (!c.replied)
 		casfs_vu_reply(dev, queue, req, NULL, 0);
+}
+
+/* Workers for the request queues: a queue's thread takes requests off the
+ * ring and queues copies here; replies then come in any order (the used
+ * ring allows it).  hiprio requests (forgets) are handled on the spot. */
+struct job {
+	struct job *next;
+	struct casfs_vu_dev *dev;
+	unsigned queue;
+	struct casfs_vq_req req;
+};
+
+struct pool {
+	struct fuse_session *se;
+	pthread_mutex_t lock;
+	pthread_cond_t work, idle;
+	struct job *head, *tail;
+	unsigned inflight[CASFS_VU_MAX_QUEUES]; /* queued or being answered */
+	bool stop;
+	pthread_t threads[CASFS_VIRTIOFS_MAX_THREADS];
+	unsigned n;
+};
+
+static void *worker(void *p)
+{
+	struct pool *pl = p;
+	pthread_mutex_lock(&pl->lock);
+	for (;;) {
+		while (!pl->head && !pl->stop)
+			pthread_cond_wait(&pl->work, &pl->lock);
+		if (!pl->head)
+			break;
+		struct job *j = pl->head;
+		if (!(pl->head = j->next))
+			pl->tail = NULL;
+		pthread_mutex_unlock(&pl->lock);
+		process(pl->se, j->dev, j->queue, &j->req);
+		pthread_mutex_lock(&pl->lock);
+		if (--pl->inflight[j->queue] == 0)
+			pthread_cond_broadcast(&pl->idle);
+		casfs_vq_req_release(&j->req);
+		free(j);
+	}
+	pthread_mutex_unlock(&pl->lock);
+	return NULL;
+}
+
+static void on_request(void *userdata, struct casfs_vu_dev *dev, unsigned queue,
+		       const struct casfs_vq_req *req)
+{
+	struct pool *pl = userdata;
+	struct job *j = queue > 0 && pl->n ? malloc(sizeof(*j)) : NULL;
+	if (j) {
+		j->dev = dev;
+		j->queue = queue;
+		j->next = NULL;
+		j->req = *req; /* the iovecs; the bytes are copied below */
+		casfs_buf_init(&j->req.in);
+		if (casfs_buf_append(&j->req.in, req->in.data, req->in.len) < 0) {
+			free(j);
+			j = NULL;
+		}
+	}
+	if (!j) { /* hiprio, no workers, or no memory: here and now */
+		process(pl->se, dev, queue, req);
+		return;
+	}
+	pthread_mutex_lock(&pl->lock);
+	pl->inflight[queue]++;
+	if (pl->tail)
+		pl->tail->next = j;
+	else
+		pl->head = j;
+	pl->tail = j;
+	pthread_cond_signal(&pl->work);
+	pthread_mutex_unlock(&pl->lock);
+}
+
+static void on_drain(void *userdata, unsigned queue)
+{
+	struct pool *pl = userdata;
+	pthread_mutex_lock(&pl->lock);
+	while (pl->inflight[queue])
+		pthread_cond_wait(&pl->idle, &pl->lock);
+	pthread_mutex_unlock(&pl->lock);
+}
+
+static void pool_stop(struct pool *pl)
+{
+	pthread_mutex_lock(&pl->lock);
+	pl->stop = true;
+	pthread_cond_broadcast(&pl->work);
+	pthread_mutex_unlock(&pl->lock);
+	for (unsigned i = 0; i < pl->n; i++)
+		pthread_join(pl->threads[i], NULL);
+	pthread_cond_destroy(&pl->work);
+	pthread_cond_destroy(&pl->idle);
+	pthread_mutex_destroy(&pl->lock);
 }
 
 int casfs_virtiofs_listen(const struct casfs_virtiofs_options *o, int *ret_fd,
@@ -135,12 +233,22 @@ static int serve_one(struct casfs_fs *fs, int cfd, const struct casfs_virtiofs_o
 		fuse_session_destroy(se);
 		return casfs_error_set(err, -ENOMEM, "cannot set up the FUSE session's I/O");
 	}
+	struct pool pl = { .se = se };
+	pthread_mutex_init(&pl.lock, NULL);
+	pthread_cond_init(&pl.work, NULL);
+	pthread_cond_init(&pl.idle, NULL);
+	unsigned want = MIN(o->threads ? o->threads : CASFS_VIRTIOFS_DEFAULT_THREADS,
+			    (unsigned)CASFS_VIRTIOFS_MAX_THREADS);
+	while (pl.n < want && pthread_create(&pl.threads[pl.n], NULL, worker, &pl) == 0)
+		pl.n++;
 	struct casfs_vu_options vo = {
 		.n_queues = 1 + (o->request_queues ? o->request_queues : 1),
 		.handler = on_request,
-		.userdata = se,
+		.drain = on_drain,
+		.userdata = &pl,
 	};
 	int r = casfs_vu_serve(cfd, &vo, err);
+	pool_stop(&pl);
 	fuse_session_destroy(se);
 	return r;
 }

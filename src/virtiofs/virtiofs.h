@@ -20,10 +20,15 @@
 #include "../basic/error.h"
 #include "../fs/fs.h"
 
+#define CASFS_VIRTIOFS_DEFAULT_THREADS 4
+#define CASFS_VIRTIOFS_MAX_THREADS 64
+
 struct casfs_virtiofs_options {
 	const char *socket_path;
 	bool keep_listening;
 	unsigned request_queues; /* 1 unless the VM asks for more (default 1) */
+	/* threads answering requests (0: CASFS_VIRTIOFS_DEFAULT_THREADS) */
+	unsigned threads;
 	/* called once listening (the readiness line), may be NULL */
 	void (*ready)(void *userdata, const char *socket_path);
 	void *userdata;
