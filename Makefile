@@ -170,6 +170,11 @@ bench-remote: deps
 	@$(MAKE) --no-print-directory all
 	@CASFS=$(CURDIR)/build/casfs bash bench/remote.sh
 
-.PHONY: all tests fuzz deps check demo bench bench-b3 bench-hashbound bench-mount bench-copy bench-serve bench-remote fresh-check clean
+# A QEMU guest reading casfs virtiofs against Debian's virtiofsd (bench/virtiofs.sh).
+bench-virtiofs: deps
+	@$(MAKE) --no-print-directory all
+	@CASFS=$(CURDIR)/build/casfs bash bench/virtiofs.sh
+
+.PHONY: all tests fuzz deps check demo bench bench-b3 bench-hashbound bench-mount bench-copy bench-serve bench-remote bench-virtiofs fresh-check clean
 .SECONDARY:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -70,7 +70,38 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 
 static const struct fuse_custom_io custom_io = { .writev = io_writev, .read = io_read };
 
-static void process(struct fuse_session *se, struct casfs_vu_dev *dev, unsigned queue,
+/* A libfuse session whose I/O is ours, or NULL. */
+static struct fuse_session *session_new(struct casfs_fuse *ctx)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	if (fuse_opt_add_arg(&args, "casfs") < 0)
+		return NULL;
+	struct fuse_session *se = fuse_session_new(&args, &casfs_fuse_ops, sizeof(casfs_fuse_ops), ctx);
+	fuse_opt_free_args(&args);
+	if (!se)
+		return NULL;
+	/* libfuse closes this fd when the session goes: give it one of its own */
+	int efd = eventfd(0, EFD_CLOEXEC);
+	if (efd < 0 || fuse_session_custom_io(se, &custom_io, efd) < 0) {
+		if (efd >= 0)
+			close(efd);
+		fuse_session_destroy(se);
+		return NULL;
+	}
+	return se;
+}
+
+/* The guest's FUSE connection: a session per mount.  A FUSE_INIT after the
+ * first (the guest unmounted and mounts again) gets a fresh session, once
+ * every other request is answered (the write lock). */
+struct conn {
+	struct casfs_fuse ctx;
+	struct fuse_session *se;
+	bool inited;
+	pthread_rwlock_t lock;
+};
+
+static void process(struct conn *cn, struct casfs_vu_dev *dev, unsigned queue,
 		    const struct casfs_vq_req *req)
 {
 	struct current c = { dev, queue, req, false };
@@ -78,10 +109,24 @@ static void process(struct fuse_session *se, struct casfs_vu_dev *dev, unsigned 
 	if (req->in.len >= sizeof(in)) {
 		memcpy(&in, req->in.data, sizeof(in));
 		if (in.len == req->in.len) {
+			bool init = in.opcode == FUSE_INIT;
+			if (init)
+				pthread_rwlock_wrlock(&cn->lock);
+			else
+				pthread_rwlock_rdlock(&cn->lock);
+			if (init && cn->inited) {
+				struct fuse_session *se = session_new(&cn->ctx);
+				if (se) {
+					fuse_session_destroy(cn->se);
+					cn->se = se;
+				}
+			}
+			cn->inited |= init;
 			current = &c;
 			struct fuse_buf buf = { .size = req->in.len, .mem = req->in.data };
-			fuse_session_process_buf(se, &buf);
+			fuse_session_process_buf(cn->se, &buf);
 			current = NULL;
+			pthread_rwlock_unlock(&cn->lock);
 		}
 	}
 	/* malformed (too short, lengths that disagree) or no reply due */
@@ -100,7 +145,7 @@ struct job {
 };
 
 struct pool {
-	struct fuse_session *se;
+	struct conn *cn;
 	pthread_mutex_t lock;
 	pthread_cond_t work, idle;
 	struct job *head, *tail;
@@ -123,7 +168,7 @@ static void *worker(void *p)
 		if (!(pl->head = j->next))
 			pl->tail = NULL;
 		pthread_mutex_unlock(&pl->lock);
-		process(pl->se, j->dev, j->queue, &j->req);
+		process(pl->cn, j->dev, j->queue, &j->req);
 		pthread_mutex_lock(&pl->lock);
 		if (--pl->inflight[j->queue] == 0)
 			pthread_cond_broadcast(&pl->idle);
@@ -151,7 +196,7 @@ static void on_request(void *userdata, struct casfs_vu_dev *dev, unsigned queue,
 		}
 	}
 	if (!j) { /* hiprio, no workers, or no memory: here and now */
-		process(pl->se, dev, queue, req);
+		process(pl->cn, dev, queue, req);
 		return;
 	}
 	pthread_mutex_lock(&pl->lock);
@@ -213,27 +258,15 @@ int casfs_virtiofs_listen(const struct casfs_virtiofs_options *o, int *ret_fd,
 	return 0;
 }
 
-/* One front-end, on a session of its own (FUSE_INIT starts each guest). */
+/* One front-end, on sessions of its own (FUSE_INIT starts each mount). */
 static int serve_one(struct casfs_fs *fs, int cfd, const struct casfs_virtiofs_options *o,
 		     struct casfs_error *err)
 {
-	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	struct casfs_fuse ctx = { .fs = fs };
-	if (fuse_opt_add_arg(&args, "casfs") < 0)
-		return -ENOMEM;
-	struct fuse_session *se = fuse_session_new(&args, &casfs_fuse_ops, sizeof(casfs_fuse_ops), &ctx);
-	fuse_opt_free_args(&args);
-	if (!se)
-		return casfs_error_set(err, -ENOMEM, "cannot make a FUSE session");
-	/* libfuse closes this fd when the session goes: give it one of its own */
-	int efd = eventfd(0, EFD_CLOEXEC);
-	if (efd < 0 || fuse_session_custom_io(se, &custom_io, efd) < 0) {
-		if (efd >= 0)
-			close(efd);
-		fuse_session_destroy(se);
-		return casfs_error_set(err, -ENOMEM, "cannot set up the FUSE session's I/O");
-	}
-	struct pool pl = { .se = se };
+	struct conn cn = { .ctx = { .fs = fs } };
+	if (!(cn.se = session_new(&cn.ctx)))
+		return casfs_error_set(err, -ENOMEM, "cannot set up a FUSE session");
+	pthread_rwlock_init(&cn.lock, NULL);
+	struct pool pl = { .cn = &cn };
 	pthread_mutex_init(&pl.lock, NULL);
 	pthread_cond_init(&pl.work, NULL);
 	pthread_cond_init(&pl.idle, NULL);
@@ -249,7 +282,8 @@ static int serve_one(struct casfs_fs *fs, int cfd, const struct casfs_virtiofs_o
 	};
 	int r = casfs_vu_serve(cfd, &vo, err);
 	pool_stop(&pl);
-	fuse_session_destroy(se);
+	fuse_session_destroy(cn.se);
+	pthread_rwlock_destroy(&cn.lock);
 	return r;
 }
 
