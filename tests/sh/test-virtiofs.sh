@@ -127,6 +127,8 @@ fi
 echo "SUM after [$(sha256sum "$P/share/greeting" "$P/share/empty" | cut -d' ' -f1 | tr '\n' ' ')]"
 cd /
 umount "$S" && echo "UMOUNT ok"
+# mounted again (a new FUSE_INIT on the same device)
+mount -t virtiofs "$TAG" "$S" -o ro && echo "REMOUNT [$(cat "$P/share/greeting")]" && umount "$S"
 echo "GUEST END $(up)"
 EOF
 } >"$TMP/guest.sh"
@@ -181,6 +183,7 @@ check_guest() {
 	fi
 	check_eq "$l-unchanged" "$(grep '^SUM after ' "$log")" "SUM after [$sum_greeting $sum_empty ]"
 	grep -q '^UMOUNT ok' "$log" && pass "$l-umount" || fail "$l-umount" "umount failed in the guest"
+	check_eq "$l-mount-again" "$(grep '^REMOUNT \[' "$log")" "REMOUNT [$(cat "$T/share/greeting")]"
 	check_eq "$l-guest-script-exit" "$(grep -c '^CASFS-VM: exit 0 ' "$log")" 1
 	echo "# $l boot: $VM_KERNEL_NAME under TCG; guest uptime at init $(vm_uptime "$log" init) s," \
 		"modules loaded $(vm_uptime "$log" modules) s, store mounted $(sed -n 's/^MOUNT ok //p' "$log") s," \
