@@ -19,8 +19,8 @@ static const struct cli_flag *find_flag(const struct cli_flag *flags, const char
 	return NULL;
 }
 
-int cli_args_parse(struct cli *c, int argc, char **argv, const struct cli_flag *flags,
-		   const char *help, struct cli_args *ret)
+static int parse(struct cli *c, int argc, char **argv, const struct cli_flag *flags,
+		 const char *help, struct cli_args *ret)
 {
 	ret->pos = calloc((size_t)argc + 1, sizeof(char *));
 	ret->n_pos = 0;
@@ -68,6 +68,17 @@ int cli_args_parse(struct cli *c, int argc, char **argv, const struct cli_flag *
 		}
 	}
 	return 0;
+}
+
+int cli_args_parse(struct cli *c, int argc, char **argv, const struct cli_flag *flags,
+		   const char *help, struct cli_args *ret)
+{
+	int r = parse(c, argc, argv, flags, help, ret);
+	if (r != 0) { /* help shown or an error: nothing for the caller to free */
+		free(ret->pos);
+		ret->pos = NULL;
+	}
+	return r;
 }
 
 bool cli_args_one_path(struct cli *c, int argc, char **argv, const char *help,

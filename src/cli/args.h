@@ -20,7 +20,8 @@ struct cli_args {
 /* Scan argv[1..].  Prints `help` for --help and returns -CLI_EXIT_OK - 100
  * (i.e. "stop, exit 0"); returns -CLI_EXIT_USAGE on a usage error; 0 on
  * success.  Use cli_args_exit() to turn a negative result into the exit
- * code.  pos is malloc'd (free it). */
+ * code.  pos is malloc'd on success (free it); on any other return there
+ * is nothing to free. */
 int cli_args_parse(struct cli *c, int argc, char **argv, const struct cli_flag *flags,
 		   const char *help, struct cli_args *ret);
 int cli_args_exit(int r);
