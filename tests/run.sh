@@ -73,6 +73,8 @@ if [ -x "$top/build-tsan/casfs" ]; then
 		TSAN_OPTIONS=exitcode=66 setarch "$(uname -m)" -R bash "$top/tests/sh/test-binary-cache-http.sh"
 	run_one build-tsan "sh/tsan-remote-store" env CASFS="$top/build-tsan/casfs" CASFS_TEST_NO_NPM=1 \
 		TSAN_OPTIONS=exitcode=66 setarch "$(uname -m)" -R bash "$top/tests/sh/test-remote-store.sh"
+	run_one build-tsan "sh/tsan-virtiofs" env CASFS="$top/build-tsan/casfs" \
+		TSAN_OPTIONS=exitcode=66 setarch "$(uname -m)" -R bash "$top/tests/sh/test-virtiofs.sh"
 	run_one build-tsan "sh/tsan-daemon" env CASFS="$top/build-tsan/casfs" CASFS_TEST_NO_NPM=1 TSAN_OPTIONS=exitcode=66 setarch "$(uname -m)" -R bash "$top/tests/sh/test-daemon.sh"
 	for t in test-ingest test-fs-prefetch test-chunk-pipe; do
 		[ -x "$top/build-tsan/tests/$t" ] &&

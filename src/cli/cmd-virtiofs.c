@@ -47,6 +47,7 @@ struct run {
 	struct casfs_virtiofs_options o;
 	const char *pid_file;
 	int result;
+	bool done; /* atomic: serving has ended (the VM went away) */
 	struct casfs_error err;
 };
 
@@ -72,6 +73,7 @@ static void *serve_thread(void *p)
 {
 	struct run *run = p;
 	run->result = casfs_virtiofs_serve(run->fs, run->lfd, &run->o, &run->err);
+	__atomic_store_n(&run->done, true, __ATOMIC_RELEASE);
 	kill(getpid(), SIGTERM);
 	return NULL;
 }
@@ -139,10 +141,11 @@ int cmd_virtiofs(struct cli *c, int argc, char **argv)
 	casfs_daemon_wait(&d);
 	/* a signal from outside while the VM is still there: leave now (the
 	 * queues' threads go with the process) */
-	if (pthread_tryjoin_np(t, NULL) != 0) {
+	if (!__atomic_load_n(&run.done, __ATOMIC_ACQUIRE)) {
 		unlink(socket_path);
 		_exit(CLI_EXIT_OK);
 	}
+	pthread_join(t, NULL);
 	close(run.lfd);
 	unlink(socket_path);
 	casfs_fs_free(run.fs);

@@ -133,7 +133,12 @@ static void *queue_thread(void *p)
 			break;
 		while (!q->broken) {
 			struct casfs_error err = { 0 };
+			/* Taken under the lock replies are pushed under: a request
+			 * the guest sent after seeing a reply is handled after that
+			 * reply's writes (which ThreadSanitizer then sees too). */
+			pthread_mutex_lock(&q->push_lock);
 			int r = casfs_vq_pop(&q->vq, &d->mem, &req, &err);
+			pthread_mutex_unlock(&q->push_lock);
 			if (r == 0)
 				break;
 			if (r < 0) {

@@ -121,7 +121,8 @@ static void process(struct conn *cn, struct casfs_vu_dev *dev, unsigned queue,
 					cn->se = se;
 				}
 			}
-			cn->inited |= init;
+			if (init)
+				cn->inited = true; /* under the write lock */
 			current = &c;
 			struct fuse_buf buf = { .size = req->in.len, .mem = req->in.data };
 			fuse_session_process_buf(cn->se, &buf);
