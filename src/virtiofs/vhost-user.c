@@ -103,8 +103,13 @@ static void logf_(struct casfs_vu_dev *d, const char *fmt, ...)
 void casfs_vu_reply(struct casfs_vu_dev *dev, unsigned queue, const struct casfs_vq_req *req,
 		    const struct iovec *iov, int n)
 {
+	casfs_vu_complete(dev, queue, req, n > 0 ? casfs_vq_req_write(req, iov, n) : 0);
+}
+
+void casfs_vu_complete(struct casfs_vu_dev *dev, unsigned queue, const struct casfs_vq_req *req,
+		       size_t len)
+{
 	struct queue *q = &dev->q[queue];
-	size_t len = n > 0 ? casfs_vq_req_write(req, iov, n) : 0;
 	pthread_mutex_lock(&q->push_lock);
 	casfs_vq_push(&q->vq, req->head, (uint32_t)len);
 	pthread_mutex_unlock(&q->push_lock);

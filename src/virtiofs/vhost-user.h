@@ -65,3 +65,7 @@ int casfs_vu_serve(int fd, const struct casfs_vu_options *o, struct casfs_error 
  * casfs_vq_req.out_len). */
 void casfs_vu_reply(struct casfs_vu_dev *dev, unsigned queue, const struct casfs_vq_req *req,
 		    const struct iovec *iov, int n);
+/* The same for a reply of `len` bytes the caller has already written
+ * into the request's writable descriptors itself. */
+void casfs_vu_complete(struct casfs_vu_dev *dev, unsigned queue, const struct casfs_vq_req *req,
+		       size_t len);

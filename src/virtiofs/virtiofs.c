@@ -33,6 +33,16 @@ struct current {
 
 static __thread struct current *current;
 
+/* An error reply in place of one that does not fit the guest's room. */
+static void reply_too_big(struct current *c, const struct fuse_out_header *orig)
+{
+	struct fuse_out_header h = *orig;
+	h.len = sizeof(h);
+	h.error = -EIO;
+	struct iovec e = { &h, sizeof(h) };
+	casfs_vu_reply(c->dev, c->queue, c->req, &e, 1);
+}
+
 /* libfuse's reply: into the request's writable descriptors. */
 static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
@@ -46,18 +56,76 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 		return -1;
 	}
 	c->replied = true;
-	if (total > c->req->out_len) {
-		/* the guest gave too little room: an error reply instead */
+	if (total > c->req->out_len) { /* the guest gave too little room */
 		struct fuse_out_header h;
 		memcpy(&h, iov[0].iov_base, sizeof(h));
-		h.len = sizeof(h);
-		h.error = -EIO;
-		struct iovec e = { &h, sizeof(h) };
-		casfs_vu_reply(c->dev, c->queue, c->req, &e, 1);
+		reply_too_big(c, &h);
 		return (ssize_t)total;
 	}
 	casfs_vu_reply(c->dev, c->queue, c->req, iov, count);
 	return (ssize_t)total;
+}
+
+/* libfuse's reply by splice (reads from blob files): the header and the
+ * data wait in a pipe, `fdin`, which we read straight into the guest's
+ * buffers -- one copy, as virtiofsd's preadv into guest memory. */
+static ssize_t io_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+			      unsigned flags, void *userdata)
+{
+	(void)offin, (void)fdout, (void)offout, (void)flags, (void)userdata;
+	struct current *c = current;
+	if (!c || c->replied || len < sizeof(struct fuse_out_header)) {
+		errno = EIO;
+		return -1;
+	}
+	c->replied = true;
+	const struct casfs_vq_req *req = c->req;
+	if (len > req->out_len) {
+		/* take it out of the pipe, answer with an error */
+		uint8_t scratch[4096];
+		struct fuse_out_header h;
+		size_t got = 0;
+		while (got < len) {
+			ssize_t n = read(fdin, scratch, MIN(sizeof(scratch), len - got));
+			if (n <= 0)
+				break;
+			if (got == 0 && (size_t)n >= sizeof(h))
+				memcpy(&h, scratch, sizeof(h));
+			got += (size_t)n;
+		}
+		if (got >= sizeof(h))
+			reply_too_big(c, &h);
+		else
+			casfs_vu_complete(c->dev, c->queue, req, 0);
+		return (ssize_t)len;
+	}
+	struct iovec iov[CASFS_VQ_MAX_OUT];
+	int n_iov = 0;
+	size_t want = len;
+	for (unsigned i = 0; i < req->n_out && want > 0; i++) {
+		iov[n_iov] = req->out[i];
+		iov[n_iov].iov_len = MIN(iov[n_iov].iov_len, want);
+		want -= iov[n_iov].iov_len;
+		n_iov++;
+	}
+	size_t got = 0;
+	int at = 0;
+	while (got < len) {
+		ssize_t n = readv(fdin, iov + at, n_iov - at);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		while (at < n_iov && (size_t)n >= iov[at].iov_len)
+			n -= (ssize_t)iov[at++].iov_len;
+		if (at < n_iov) {
+			iov[at].iov_base = (uint8_t *)iov[at].iov_base + n;
+			iov[at].iov_len -= (size_t)n;
+		}
+	}
+	casfs_vu_complete(c->dev, c->queue, req, got);
+	return got == len ? (ssize_t)len : -1;
 }
 
 /* Never used: requests come from the queues, not from reads. */
@@ -68,7 +136,11 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 	return -1;
 }
 
-static const struct fuse_custom_io custom_io = { .writev = io_writev, .read = io_read };
+static const struct fuse_custom_io custom_io = {
+	.writev = io_writev,
+	.read = io_read,
+	.splice_send = io_splice_send,
+};
 
 /* A libfuse session whose I/O is ours, or NULL. */
 static struct fuse_session *session_new(struct casfs_fuse *ctx)
