@@ -21,13 +21,18 @@
 #include "../basic/util.h"
 #include "../fuse/fuse-internal.h"
 #include "vhost-user.h"
+#include "virtiofs-internal.h"
 
 #include <linux/fuse.h>
 
+/* The request being answered on this thread, and how its answer (already
+ * in its writable descriptors) is handed back: `len` bytes, 0 for none. */
 struct current {
-	struct casfs_vu_dev *dev;
-	unsigned queue;
 	const struct casfs_vq_req *req;
+	void (*complete)(struct current *c, size_t len);
+	struct casfs_vu_dev *dev; /* for the virtqueue's complete */
+	unsigned queue;
+	size_t len;               /* for the tests' complete */
 	bool replied;
 };
 
@@ -40,7 +45,7 @@ static void reply_too_big(struct current *c, const struct fuse_out_header *orig)
 	h.len = sizeof(h);
 	h.error = -EIO;
 	struct iovec e = { &h, sizeof(h) };
-	casfs_vu_reply(c->dev, c->queue, c->req, &e, 1);
+	c->complete(c, casfs_vq_req_write(c->req, &e, 1));
 }
 
 /* libfuse's reply: into the request's writable descriptors. */
@@ -62,7 +67,7 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 		reply_too_big(c, &h);
 		return (ssize_t)total;
 	}
-	casfs_vu_reply(c->dev, c->queue, c->req, iov, count);
+	c->complete(c, casfs_vq_req_write(c->req, iov, count));
 	return (ssize_t)total;
 }
 
@@ -96,7 +101,7 @@ static ssize_t io_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, 
 		if (got >= sizeof(h))
 			reply_too_big(c, &h);
 		else
-			casfs_vu_complete(c->dev, c->queue, req, 0);
+			c->complete(c, 0);
 		return (ssize_t)len;
 	}
 	struct iovec iov[CASFS_VQ_MAX_OUT];
@@ -124,7 +129,7 @@ static ssize_t io_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, 
 			iov[at].iov_len -= (size_t)n;
 		}
 	}
-	casfs_vu_complete(c->dev, c->queue, req, got);
+	c->complete(c, got);
 	return got == len ? (ssize_t)len : -1;
 }
 
@@ -166,17 +171,17 @@ static struct fuse_session *session_new(struct casfs_fuse *ctx)
 /* The guest's FUSE connection: a session per mount.  A FUSE_INIT after the
  * first (the guest unmounted and mounts again) gets a fresh session, once
  * every other request is answered (the write lock). */
-struct conn {
+struct casfs_virtiofs_conn {
 	struct casfs_fuse ctx;
 	struct fuse_session *se;
 	bool inited;
 	pthread_rwlock_t lock;
 };
 
-static void process(struct conn *cn, struct casfs_vu_dev *dev, unsigned queue,
-		    const struct casfs_vq_req *req)
+/* Answer one request through libfuse; c->complete gets the answer. */
+static void answer(struct casfs_virtiofs_conn *cn, struct current *c)
 {
-	struct current c = { dev, queue, req, false };
+	const struct casfs_vq_req *req = c->req;
 	struct fuse_in_header in;
 	if (req->in.len >= sizeof(in)) {
 		memcpy(&in, req->in.data, sizeof(in));
@@ -195,7 +200,7 @@ static void process(struct conn *cn, struct casfs_vu_dev *dev, unsigned queue,
 			}
 			if (init)
 				cn->inited = true; /* under the write lock */
-			current = &c;
+			current = c;
 			struct fuse_buf buf = { .size = req->in.len, .mem = req->in.data };
 			fuse_session_process_buf(cn->se, &buf);
 			current = NULL;
@@ -203,8 +208,56 @@ static void process(struct conn *cn, struct casfs_vu_dev *dev, unsigned queue,
 		}
 	}
 	/* malformed (too short, lengths that disagree) or no reply due */
-	if (!c.replied)
-		casfs_vu_reply(dev, queue, req, NULL, 0);
+	if (!c->replied)
+		c->complete(c, 0);
+}
+
+static void complete_on_ring(struct current *c, size_t len)
+{
+	casfs_vu_complete(c->dev, c->queue, c->req, len);
+}
+
+static void process(struct casfs_virtiofs_conn *cn, struct casfs_vu_dev *dev, unsigned queue,
+		    const struct casfs_vq_req *req)
+{
+	struct current c = { .req = req, .complete = complete_on_ring, .dev = dev, .queue = queue };
+	answer(cn, &c);
+}
+
+static void complete_here(struct current *c, size_t len)
+{
+	c->len = len;
+}
+
+int casfs_virtiofs_conn_new(struct casfs_fs *fs, struct casfs_virtiofs_conn **ret)
+{
+	struct casfs_virtiofs_conn *cn = calloc(1, sizeof(*cn));
+	if (!cn)
+		return -ENOMEM;
+	cn->ctx.fs = fs;
+	if (!(cn->se = session_new(&cn->ctx))) {
+		free(cn);
+		return -ENOMEM;
+	}
+	pthread_rwlock_init(&cn->lock, NULL);
+	*ret = cn;
+	return 0;
+}
+
+void casfs_virtiofs_conn_free(struct casfs_virtiofs_conn *cn)
+{
+	if (!cn)
+		return;
+	fuse_session_destroy(cn->se);
+	pthread_rwlock_destroy(&cn->lock);
+	free(cn);
+}
+
+size_t casfs_virtiofs_conn_answer(struct casfs_virtiofs_conn *cn, const struct casfs_vq_req *req)
+{
+	struct current c = { .req = req, .complete = complete_here };
+	answer(cn, &c);
+	return c.len;
 }
 
 /* Workers for the request queues: a queue's thread takes requests off the
@@ -218,7 +271,7 @@ struct job {
 };
 
 struct pool {
-	struct conn *cn;
+	struct casfs_virtiofs_conn *cn;
 	pthread_mutex_t lock;
 	pthread_cond_t work, idle;
 	struct job *head, *tail;
@@ -335,11 +388,10 @@ int casfs_virtiofs_listen(const struct casfs_virtiofs_options *o, int *ret_fd,
 static int serve_one(struct casfs_fs *fs, int cfd, const struct casfs_virtiofs_options *o,
 		     struct casfs_error *err)
 {
-	struct conn cn = { .ctx = { .fs = fs } };
-	if (!(cn.se = session_new(&cn.ctx)))
+	struct casfs_virtiofs_conn *cn = NULL;
+	if (casfs_virtiofs_conn_new(fs, &cn) < 0)
 		return casfs_error_set(err, -ENOMEM, "cannot set up a FUSE session");
-	pthread_rwlock_init(&cn.lock, NULL);
-	struct pool pl = { .cn = &cn };
+	struct pool pl = { .cn = cn };
 	pthread_mutex_init(&pl.lock, NULL);
 	pthread_cond_init(&pl.work, NULL);
 	pthread_cond_init(&pl.idle, NULL);
@@ -355,8 +407,7 @@ static int serve_one(struct casfs_fs *fs, int cfd, const struct casfs_virtiofs_o
 	};
 	int r = casfs_vu_serve(cfd, &vo, err);
 	pool_stop(&pl);
-	fuse_session_destroy(cn.se);
-	pthread_rwlock_destroy(&cn.lock);
+	casfs_virtiofs_conn_free(cn);
 	return r;
 }
 
