@@ -8,7 +8,7 @@ PKGS="build-essential make pkg-config clang libclang-rt-14-dev llvm \
 librust-blake3-dev libssl-dev liblmdb-dev libfuse3-dev fuse3 \
 liblzma-dev libzstd-dev libbz2-dev xz-utils zstd bzip2 \
 libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev curl libnghttp2-dev \
-python3-grpcio python3-grpc-tools python3-protobuf \
+python3-grpcio python3-grpc-tools python3-protobuf python3-pkg-resources \
 nix-bin attr squashfuse squashfs-tools fio python3 bc time xxd b3sum openssl psmisc \
 qemu-system-x86 busybox-static \
 $*"

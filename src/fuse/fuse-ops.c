@@ -160,11 +160,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		reply_err(req, r);
 		return;
 	}
-	fi->fh = (uintptr_t)f;
+	struct casfs_fuse *c = ctx(req);
+	if (!(fi->fh = casfs_fuse_handle_put(&c->handles, f, CASFS_FUSE_HANDLE_FILE))) {
+		casfs_fs_release(c->fs, f);
+		reply_err(req, -ENOMEM);
+		return;
+	}
 	fi->keep_cache = 1;
 	fi->noflush = 1;
-	if (fuse_reply_open(req, fi) != 0)
-		casfs_fs_release(ctx(req)->fs, f); /* the open was interrupted */
+	if (fuse_reply_open(req, fi) != 0) /* the open was interrupted */
+		casfs_fs_release(c->fs, casfs_fuse_handle_take(&c->handles, fi->fh, CASFS_FUSE_HANDLE_FILE));
 }
 
 static void reply_read(fuse_req_t req, struct casfs_fs_file *f, size_t size, off_t off)
@@ -210,8 +215,14 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		reply_err(req, -EINVAL);
 		return;
 	}
+	size = MIN(size, (size_t)CASFS_FUSE_MAX_REPLY);
 	if (fi->fh) {
-		reply_read(req, (struct casfs_fs_file *)(uintptr_t)fi->fh, size, off);
+		struct casfs_fs_file *f = casfs_fuse_handle_get(&ctx(req)->handles, fi->fh,
+								CASFS_FUSE_HANDLE_FILE);
+		if (f)
+			reply_read(req, f, size, off);
+		else
+			reply_err(req, -EBADF);
 		return;
 	}
 	/* no_open: the file comes from the core's cache of open blobs. */
@@ -229,8 +240,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	casfs_fs_release(ctx(req)->fs, (struct casfs_fs_file *)(uintptr_t)fi->fh);
-	fuse_reply_err(req, 0);
+	struct casfs_fuse *c = ctx(req);
+	struct casfs_fs_file *f = casfs_fuse_handle_take(&c->handles, fi->fh, CASFS_FUSE_HANDLE_FILE);
+	if (f)
+		casfs_fs_release(c->fs, f);
+	fuse_reply_err(req, f || !fi->fh ? 0 : EBADF);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -241,14 +255,19 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		reply_err(req, r);
 		return;
 	}
-	fi->fh = (uintptr_t)d;
+	struct casfs_fuse *c = ctx(req);
+	if (!(fi->fh = casfs_fuse_handle_put(&c->handles, d, CASFS_FUSE_HANDLE_DIR))) {
+		casfs_fs_releasedir(c->fs, d);
+		reply_err(req, -ENOMEM);
+		return;
+	}
 	/* Directory contents never change, except the root's listing. */
 	if (ino != CASFS_FS_ROOT_INO) {
 		fi->cache_readdir = 1;
 		fi->keep_cache = 1;
 	}
 	if (fuse_reply_open(req, fi) != 0)
-		casfs_fs_releasedir(ctx(req)->fs, d);
+		casfs_fs_releasedir(c->fs, casfs_fuse_handle_take(&c->handles, fi->fh, CASFS_FUSE_HANDLE_DIR));
 }
 
 struct dirbuf {
@@ -278,14 +297,20 @@ static int add_dirent(void *userdata, const char *name, const struct stat *attr,
 static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
 		       bool plus)
 {
+	struct casfs_fs_dir *d = casfs_fuse_handle_get(&ctx(req)->handles, fi->fh,
+						       CASFS_FUSE_HANDLE_DIR);
+	if (!d) {
+		reply_err(req, -EBADF);
+		return;
+	}
+	size = MIN(size, (size_t)CASFS_FUSE_MAX_REPLY);
 	struct dirbuf b = { .req = req, .size = size, .plus = plus };
 	b.buf = malloc(size ? size : 1);
 	if (!b.buf) {
 		reply_err(req, -ENOMEM);
 		return;
 	}
-	int r = casfs_fs_readdir(ctx(req)->fs, (struct casfs_fs_dir *)(uintptr_t)fi->fh,
-				 off < 0 ? 0 : (uint64_t)off, plus, add_dirent, &b);
+	int r = casfs_fs_readdir(ctx(req)->fs, d, off < 0 ? 0 : (uint64_t)off, plus, add_dirent, &b);
 	if (r < 0)
 		reply_err(req, r);
 	else
@@ -310,8 +335,11 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	casfs_fs_releasedir(ctx(req)->fs, (struct casfs_fs_dir *)(uintptr_t)fi->fh);
-	fuse_reply_err(req, 0);
+	struct casfs_fuse *c = ctx(req);
+	struct casfs_fs_dir *d = casfs_fuse_handle_take(&c->handles, fi->fh, CASFS_FUSE_HANDLE_DIR);
+	if (d)
+		casfs_fs_releasedir(c->fs, d);
+	fuse_reply_err(req, d ? 0 : EBADF);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)

@@ -360,6 +360,7 @@ static int serve(struct mount_opts *o, int ready_fd, struct failure *f)
 		goto out;
 	}
 	ctx.fs = fs;
+	casfs_fuse_handles_init(&ctx.handles);
 	se = fuse_session_new(&args, &casfs_fuse_ops, sizeof(casfs_fuse_ops), &ctx);
 	if (!se) {
 		fail(f, "invalid FUSE options '%s'", o->fuse_opts ? o->fuse_opts : "");
@@ -413,6 +414,8 @@ static int serve(struct mount_opts *o, int ready_fd, struct failure *f)
 out:
 	if (se)
 		fuse_session_destroy(se);
+	if (ctx.fs)
+		casfs_fuse_handles_release(&ctx.handles, fs);
 	fuse_opt_free_args(&args);
 	casfs_fs_free(fs);
 	casfs_store_free(store);

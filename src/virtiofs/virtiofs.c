@@ -178,6 +178,34 @@ struct casfs_virtiofs_conn {
 	pthread_rwlock_t lock;
 };
 
+/* libfuse takes names in requests to be NUL-terminated, as the kernel
+ * sends them; a guest need not.  So it gets the request followed by zeros:
+ * any name ends inside our buffer (a missing NUL reads as a shorter name,
+ * a second name as an empty one). */
+#define NAME_PAD 4096
+
+static uint8_t *padded_copy(const uint8_t *p, size_t len)
+{
+	uint8_t *copy = malloc(len + NAME_PAD);
+	if (copy) {
+		memcpy(copy, p, len);
+		memset(copy + len, 0, NAME_PAD);
+	}
+	return copy;
+}
+
+/* libfuse also believes BATCH_FORGET's count: the entries must be there. */
+static bool counts_fit(const struct casfs_vq_req *req, const struct fuse_in_header *in)
+{
+	if (in->opcode != FUSE_BATCH_FORGET)
+		return true;
+	struct fuse_batch_forget_in b;
+	if (req->in.len < sizeof(*in) + sizeof(b))
+		return false;
+	memcpy(&b, req->in.data + sizeof(*in), sizeof(b));
+	return b.count <= (req->in.len - sizeof(*in) - sizeof(b)) / sizeof(struct fuse_forget_one);
+}
+
 /* Answer one request through libfuse; c->complete gets the answer. */
 static void answer(struct casfs_virtiofs_conn *cn, struct current *c)
 {
@@ -185,7 +213,12 @@ static void answer(struct casfs_virtiofs_conn *cn, struct current *c)
 	struct fuse_in_header in;
 	if (req->in.len >= sizeof(in)) {
 		memcpy(&in, req->in.data, sizeof(in));
-		if (in.len == req->in.len) {
+		/* INTERRUPT needs no answer and our operations are short;
+		 * NOTIFY_REPLY answers notifications we never send: both are
+		 * dropped here (libfuse keeps one it cannot match for ever, so a
+		 * guest could fill memory with them). */
+		bool dropped = in.opcode == FUSE_INTERRUPT || in.opcode == FUSE_NOTIFY_REPLY;
+		if (in.len == req->in.len && !dropped && counts_fit(req, &in)) {
 			bool init = in.opcode == FUSE_INIT;
 			if (init)
 				pthread_rwlock_wrlock(&cn->lock);
@@ -196,13 +229,20 @@ static void answer(struct casfs_virtiofs_conn *cn, struct current *c)
 				if (se) {
 					fuse_session_destroy(cn->se);
 					cn->se = se;
+					/* what the last mount left open */
+					casfs_fuse_handles_release(&cn->ctx.handles, cn->ctx.fs);
+					casfs_fuse_handles_init(&cn->ctx.handles);
 				}
 			}
 			if (init)
 				cn->inited = true; /* under the write lock */
 			current = c;
-			struct fuse_buf buf = { .size = req->in.len, .mem = req->in.data };
-			fuse_session_process_buf(cn->se, &buf);
+			uint8_t *copy = padded_copy(req->in.data, req->in.len);
+			if (copy) {
+				struct fuse_buf buf = { .size = req->in.len, .mem = copy };
+				fuse_session_process_buf(cn->se, &buf);
+				free(copy);
+			}
 			current = NULL;
 			pthread_rwlock_unlock(&cn->lock);
 		}
@@ -235,7 +275,9 @@ int casfs_virtiofs_conn_new(struct casfs_fs *fs, struct casfs_virtiofs_conn **re
 	if (!cn)
 		return -ENOMEM;
 	cn->ctx.fs = fs;
+	casfs_fuse_handles_init(&cn->ctx.handles);
 	if (!(cn->se = session_new(&cn->ctx))) {
+		casfs_fuse_handles_release(&cn->ctx.handles, fs);
 		free(cn);
 		return -ENOMEM;
 	}
@@ -249,6 +291,7 @@ void casfs_virtiofs_conn_free(struct casfs_virtiofs_conn *cn)
 	if (!cn)
 		return;
 	fuse_session_destroy(cn->se);
+	casfs_fuse_handles_release(&cn->ctx.handles, cn->ctx.fs);
 	pthread_rwlock_destroy(&cn->lock);
 	free(cn);
 }

@@ -246,9 +246,12 @@ else
 	mkdir -p "$TMP/peer"
 	cp -a "$T" "$TMP/peer/$BASE"
 	# a read-only bind mount in a private mount namespace, so that the
-	# writes the guest tries after remount,rw are refused here too
-	unshare -m --propagation private sh -c '
-		mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" "$1" || exit 97
+	# writes the guest tries after remount,rw are refused here too.  Only
+	# the mount holding $TMP is made private (in a chroot "/" is no mount
+	# point, so unshare's own --propagation private fails there).
+	unshare -m --propagation unchanged sh -c '
+		mp=$(findmnt -n -o TARGET -T "$1") && mount --make-rprivate "$mp" &&
+			mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" "$1" || exit 97
 		shift; exec "$@"' sh "$TMP/peer" \
 		"$VFSD" --socket-path="$TMP/peer.sock" -o source="$TMP/peer" -o sandbox=chroot -o cache=auto \
 		>"$TMP/peer-backend.log" 2>&1 &
