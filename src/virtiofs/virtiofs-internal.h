@@ -8,7 +8,9 @@
 #include "virtqueue.h"
 
 /* A guest's FUSE connection over `fs` (borrowed): libfuse sessions with
- * casfs's operations, a fresh one for each FUSE_INIT after the first. */
+ * casfs's operations, a fresh one for each FUSE_INIT after the first (up
+ * to 64 mounts; later INITs fail).  Free it after the threads that
+ * answered through it have exited (libfuse frees their buffers then). */
 struct casfs_virtiofs_conn;
 
 int casfs_virtiofs_conn_new(struct casfs_fs *fs, struct casfs_virtiofs_conn **ret);

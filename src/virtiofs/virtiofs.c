@@ -171,9 +171,16 @@ static struct fuse_session *session_new(struct casfs_fuse *ctx)
 /* The guest's FUSE connection: a session per mount.  A FUSE_INIT after the
  * first (the guest unmounted and mounts again) gets a fresh session, once
  * every other request is answered (the write lock). */
+#define MAX_RETIRED 64
+
 struct casfs_virtiofs_conn {
 	struct casfs_fuse ctx;
 	struct fuse_session *se;
+	/* Sessions of earlier mounts, destroyed only once our threads are
+	 * gone: libfuse keeps per-thread buffers under a key of the session,
+	 * and a key deleted under living threads never frees theirs. */
+	struct fuse_session *retired[MAX_RETIRED];
+	unsigned n_retired;
 	bool inited;
 	pthread_rwlock_t lock;
 };
@@ -225,9 +232,9 @@ static void answer(struct casfs_virtiofs_conn *cn, struct current *c)
 			else
 				pthread_rwlock_rdlock(&cn->lock);
 			if (init && cn->inited) {
-				struct fuse_session *se = session_new(&cn->ctx);
+				struct fuse_session *se = cn->n_retired < MAX_RETIRED ? session_new(&cn->ctx) : NULL;
 				if (se) {
-					fuse_session_destroy(cn->se);
+					cn->retired[cn->n_retired++] = cn->se;
 					cn->se = se;
 					/* what the last mount left open */
 					casfs_fuse_handles_release(&cn->ctx.handles, cn->ctx.fs);
@@ -291,6 +298,8 @@ void casfs_virtiofs_conn_free(struct casfs_virtiofs_conn *cn)
 	if (!cn)
 		return;
 	fuse_session_destroy(cn->se);
+	for (unsigned i = 0; i < cn->n_retired; i++)
+		fuse_session_destroy(cn->retired[i]);
 	casfs_fuse_handles_release(&cn->ctx.handles, cn->ctx.fs);
 	pthread_rwlock_destroy(&cn->lock);
 	free(cn);
