@@ -76,7 +76,7 @@ start_backend() { # casfs|virtiofsd
 		"$CASFS" --store "$S" virtiofs "$TMP/v.sock" >"$TMP/backend.log" 2>&1 &
 	else
 		/usr/lib/qemu/virtiofsd --socket-path="$TMP/v.sock" -o source="$TMP/unpacked" \
-			-o sandbox=chroot -o cache=auto >"$TMP/backend.log" 2>&1 &
+			-o sandbox=chroot -o cache=auto --rlimit-nofile=1048576 >"$TMP/backend.log" 2>&1 &
 	fi
 	backend=$!
 	for _ in $(seq 200); do [ -S "$TMP/v.sock" ] && return 0; sleep 0.05; done
