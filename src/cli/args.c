@@ -1,8 +1,10 @@
 #include "args.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ARGS_HELP (-(CLI_EXIT_OK + 100))
 
@@ -96,4 +98,26 @@ bool cli_args_one_path(struct cli *c, int argc, char **argv, const char *help,
 		*ret_path = a.pos[0];
 	free(a.pos);
 	return r >= 0 && *ret_exit == 0;
+}
+
+int cli_parse_uint(const char *s, unsigned long max, unsigned long *ret)
+{
+	if (!s || !*s || s[0] == '-' || s[0] == '+')
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int cli_write_pid_file(const char *path)
+{
+	FILE *f = fopen(path, "we");
+	if (!f)
+		return -1;
+	fprintf(f, "%ld\n", (long)getpid());
+	return fclose(f) == 0 ? 0 : -1;
 }

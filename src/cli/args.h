@@ -31,3 +31,9 @@ int cli_args_exit(int r);
  * with *ret_exit set to stop (help shown, or an error reported). */
 bool cli_args_one_path(struct cli *c, int argc, char **argv, const char *help,
 		       const char **ret_path, int *ret_exit);
+
+/* A decimal number 0..max, nothing else (no sign, no spaces): 0 with *ret,
+ * or -EINVAL. */
+int cli_parse_uint(const char *s, unsigned long max, unsigned long *ret);
+/* Write this process's id and a newline to `path`: 0, or -1 with errno. */
+int cli_write_pid_file(const char *path);

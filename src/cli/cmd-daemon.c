@@ -34,19 +34,6 @@ static const char help[] =
 	"  --read-only          refuse Put (PERMISSION_DENIED)\n"
 	"  --pid-file FILE      write the serving process's id there once listening\n";
 
-static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
-{
-	if (!s || !*s || s[0] == '-' || s[0] == '+')
-		return -EINVAL;
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (errno || *end || v > max)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
 /* Whether this host can bind [::1] at all (IPv6 may be off). */
 static bool have_ipv6_loopback(void)
 {
@@ -57,15 +44,6 @@ static bool have_ipv6_loopback(void)
 	bool ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 	close(fd);
 	return ok;
-}
-
-static int write_pid_file(const char *path)
-{
-	FILE *f = fopen(path, "we");
-	if (!f)
-		return -1;
-	fprintf(f, "%ld\n", (long)getpid());
-	return fclose(f) == 0 ? 0 : -1;
 }
 
 static void log_line(void *userdata, const char *line)
@@ -121,12 +99,12 @@ int cmd_daemon(struct cli *c, int argc, char **argv)
 	struct casfs_grpc_server_options o = { .log = log_line };
 	unsigned long v;
 	if (idle) {
-		if (parse_uint(idle, 86400, &v) < 0 || v == 0)
+		if (cli_parse_uint(idle, 86400, &v) < 0 || v == 0)
 			return cli_usage_error(c, "--idle-timeout wants seconds (1..86400), not '%s'", idle);
 		o.idle_timeout = (unsigned)v;
 	}
 	if (max_conns) {
-		if (parse_uint(max_conns, 65536, &v) < 0 || v == 0)
+		if (cli_parse_uint(max_conns, 65536, &v) < 0 || v == 0)
 			return cli_usage_error(c, "--max-connections wants 1..65536, not '%s'", max_conns);
 		o.max_connections = (unsigned)v;
 	}
@@ -168,7 +146,7 @@ int cmd_daemon(struct cli *c, int argc, char **argv)
 		casfs_grpc_services_free(sv);
 		return CLI_EXIT_ERROR;
 	}
-	if (pid_file && write_pid_file(pid_file) < 0) {
+	if (pid_file && cli_write_pid_file(pid_file) < 0) {
 		char line[700];
 		snprintf(line, sizeof(line), "casfs daemon: cannot write %s: %s", pid_file,
 			 strerror(errno));

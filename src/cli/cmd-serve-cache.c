@@ -33,19 +33,6 @@ static const char help[] =
 	"  --idle-timeout S     close connections idle for S seconds (default 30)\n"
 	"  --max-connections N  connections at once, a thread each (default 256)\n";
 
-static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
-{
-	if (!s || !*s)
-		return -EINVAL;
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (errno || *end || v > max || s[0] == '-' || s[0] == '+')
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
 /* "HOST:PORT", "[V6]:PORT" into host (malloc'd) and port. */
 static int parse_listen(const char *s, char **ret_host, uint16_t *ret_port)
 {
@@ -57,7 +44,7 @@ static int parse_listen(const char *s, char **ret_host, uint16_t *ret_port)
 	if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']')
 		h++, hl -= 2;
 	unsigned long port;
-	if (hl == 0 || parse_uint(colon + 1, 65535, &port) < 0)
+	if (hl == 0 || cli_parse_uint(colon + 1, 65535, &port) < 0)
 		return -EINVAL;
 	*ret_host = strndup(h, hl);
 	if (!*ret_host)
@@ -130,17 +117,17 @@ int cmd_serve_cache(struct cli *c, int argc, char **argv)
 	o.host = host;
 	unsigned long v;
 	if (priority) {
-		if (parse_uint(priority, 1000000, &v) < 0)
+		if (cli_parse_uint(priority, 1000000, &v) < 0)
 			return cli_usage_error(c, "--priority wants a number, not '%s'", priority);
 		o.priority = (int)v;
 	}
 	if (idle) {
-		if (parse_uint(idle, 86400, &v) < 0 || v == 0)
+		if (cli_parse_uint(idle, 86400, &v) < 0 || v == 0)
 			return cli_usage_error(c, "--idle-timeout wants seconds (1..86400), not '%s'", idle);
 		o.idle_timeout = (unsigned)v;
 	}
 	if (max_conns) {
-		if (parse_uint(max_conns, 65536, &v) < 0 || v == 0)
+		if (cli_parse_uint(max_conns, 65536, &v) < 0 || v == 0)
 			return cli_usage_error(c, "--max-connections wants 1..65536, not '%s'", max_conns);
 		o.max_connections = (unsigned)v;
 	}

@@ -55,13 +55,8 @@ static void on_ready(void *userdata, const char *socket_path)
 {
 	struct run *run = userdata;
 	char line[4200];
-	if (run->pid_file) {
-		FILE *f = fopen(run->pid_file, "we");
-		if (f) {
-			fprintf(f, "%ld\n", (long)getpid());
-			fclose(f);
-		}
-	}
+	if (run->pid_file)
+		(void)cli_write_pid_file(run->pid_file);
 	snprintf(line, sizeof(line), "listening on %s", socket_path);
 	casfs_daemon_ready(run->d, line);
 }
@@ -102,11 +97,7 @@ int cmd_virtiofs(struct cli *c, int argc, char **argv)
 
 	unsigned long n_threads = CASFS_VIRTIOFS_DEFAULT_THREADS;
 	if (threads) {
-		char *end;
-		errno = 0;
-		n_threads = strtoul(threads, &end, 10);
-		if (errno || *end || end == threads || threads[0] == '-' || n_threads < 1 ||
-		    n_threads > CASFS_VIRTIOFS_MAX_THREADS)
+		if (cli_parse_uint(threads, CASFS_VIRTIOFS_MAX_THREADS, &n_threads) < 0 || n_threads < 1)
 			return cli_usage_error(c, "--threads wants 1..%d, not '%s'",
 					       CASFS_VIRTIOFS_MAX_THREADS, threads);
 	}
